@@ -1,0 +1,23 @@
+"""cnnviz: the interactive visual companion to a course on convolutional networks.
+
+Importing cnnviz does nothing but define names: no seeding, no warnings
+filters, no device probing and no ipywidgets import. Submodules load on first
+use (``cnnviz.conv``, ``cnnviz.data``, ``cnnviz.kernels``, ``cnnviz.plot``,
+``cnnviz.figures``, ``cnnviz.widgets``).
+"""
+from importlib import import_module
+
+from cnnviz.runtime import device, seed
+
+__version__ = "0.1.0"
+__all__ = ["device", "seed", "conv", "data", "kernels", "imaging", "plot", "figures", "widgets"]
+
+_SUBMODULES = {"conv", "data", "kernels", "imaging", "plot", "figures", "widgets"}
+
+
+def __getattr__(name):
+    # PEP 562: submodules are imported lazily so that `import cnnviz` stays cheap
+    # and never pulls ipywidgets into pure computation.
+    if name in _SUBMODULES:
+        return import_module(f"cnnviz.{name}")
+    raise AttributeError(f"module 'cnnviz' has no attribute {name!r}")

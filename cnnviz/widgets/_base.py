@@ -1,0 +1,94 @@
+"""What every cnnviz widget shares: latest-request-only rendering, error display, scoped style."""
+import threading
+
+import ipywidgets as widgets
+
+__all__ = ["LatestOnly", "scoped_style", "upload_bytes", "error_html", "info_html"]
+
+
+class LatestOnly:
+    """Run ``render(request)`` for the newest request only, on a worker thread.
+
+    Controls post requests as fast as they like (a dragged slider, a held key);
+    the worker always takes the most recent one and drops those it skipped, so
+    updates never pile up behind each other. ``threaded=False`` renders
+    synchronously (tests, scripts). Exceptions go to ``on_error``, never lost.
+    """
+
+    def __init__(self, render, on_error, *, threaded=True):
+        self._render, self._on_error, self._threaded = render, on_error, threaded
+        self._lock = threading.Condition()
+        self._pending = None
+        self._busy = False
+        self._thread = None
+
+    def request(self, req):
+        if not self._threaded:
+            self._run(req)
+            return
+        with self._lock:
+            self._pending = req
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="cnnviz-render", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+
+    def _run(self, req):
+        try:
+            self._render(req)
+        except Exception as err:  # shown to the user by on_error, never swallowed
+            self._on_error(err)
+
+    def _loop(self):
+        while True:
+            with self._lock:
+                while self._pending is None:
+                    self._lock.wait()
+                req, self._pending, self._busy = self._pending, None, True
+            try:
+                self._run(req)
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()
+
+    def wait(self, timeout=10.0) -> bool:
+        """Block until every posted request is rendered; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._pending is None and not self._busy, timeout=timeout)
+
+
+def scoped_style(css_class: str, scale: float = 1.0) -> widgets.HTML:
+    """A ``<style>`` that enlarges controls inside ``.css_class`` only (Colab gives each output its own
+    iframe, so a widget must carry its own style)."""
+    fs, h = round(15 * scale), round(32 * scale)
+    return widgets.HTML(f"""<style>
+.{css_class} {{ --jp-widgets-font-size: {fs}px; --jp-widgets-inline-height: {h}px; font-size: {fs}px; }}
+.{css_class} input, .{css_class} select, .{css_class} button {{ font-size: {fs}px !important; }}
+.{css_class} .cnnviz-cell input {{ text-align: center; height: {round(h * 1.25)}px; font-size: {round(fs * 1.25)}px !important; }}
+.{css_class} .cnnviz-title {{ font-size: {round(fs * 1.2)}px; font-weight: 600; }}
+.{css_class} img {{ image-rendering: auto; }}
+</style>""")
+
+
+def upload_bytes(value):
+    """The bytes of the first uploaded file, for ipywidgets 7 (dict) and 8 (tuple of dicts); None if empty."""
+    if not value:
+        return None
+    if isinstance(value, dict):  # ipywidgets 7: {name: {"metadata": ..., "content": bytes}}
+        item = next(iter(value.values()))
+    else:  # ipywidgets 8: ({"name": ..., "content": memoryview, ...},)
+        item = value[0]
+    return bytes(item["content"])
+
+
+def error_html(message: str) -> str:
+    return f'<div style="color:#b00020;font-weight:600">⚠ {_escape(message)}</div>'
+
+
+def info_html(message: str) -> str:
+    return f'<div style="color:#333">{message}</div>'
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,262 @@
+"""KernelEditor: edit a 3×3 or 5×5 kernel and watch it filter a photo.
+
+A thin view over ``cnnviz.kernels`` (``filter_image``, ``for_display``,
+``parse_entry``) using core ipywidgets only, so it runs on Colab's
+ipywidgets 7 without a custom widget manager, and on ipywidgets 8.
+"""
+import time
+
+import ipywidgets as widgets
+import numpy as np
+
+from cnnviz.data import ImageError, image_names, load_image
+from cnnviz.imaging import png_bytes, to_gray
+from cnnviz.kernels import DESCRIPTIONS, DISPLAY_MODES, PRESETS, filter_image, for_display, parse_entry
+from cnnviz.runtime import device as best_device
+from cnnviz.widgets._base import LatestOnly, error_html, info_html, scoped_style, upload_bytes
+
+__all__ = ["KernelEditor"]
+
+CUSTOM = "(custom)"
+_MODE_LABELS = {"clip": "clip to 0–255", "abs": "absolute value", "normalise": "stretch min–max"}
+
+
+class KernelEditor(widgets.VBox):
+    """Edit a kernel cell by cell (or pick a preset) and see input and output side by side.
+
+    Parameters: ``image`` (an embedded photo's name, a path, bytes or an
+    array), ``kernel`` (a preset name or a 3×3 / 5×5 array), ``mode``
+    (``"clip"``, ``"abs"`` or ``"normalise"``), ``color`` (filter each RGB
+    channel, or the grayscale image), ``max_side`` (photos are shrunk to this
+    for display), ``scale`` (1.0 in a notebook, 1.4 for a projector),
+    ``threaded`` (render on a worker thread keeping only the newest request;
+    ``False`` renders synchronously).
+
+    Bad entries show a message beside the grid and keep the last good output.
+    """
+
+    def __init__(self, image="astronaut", kernel="sobel x", *, mode="abs", color=False, max_side=512,
+                 scale=1.0, threaded=True, device=None):
+        super().__init__()
+        self.max_side = int(max_side)
+        self.device = device if device is not None else best_device()
+        self.last_error = None
+        self._filling = False  # True while code (not a person) sets the cells
+        self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
+
+        start = kernel if isinstance(kernel, str) else CUSTOM
+        k0 = PRESETS[kernel] if isinstance(kernel, str) and kernel in PRESETS else np.asarray(kernel, dtype=float)
+        if isinstance(kernel, str) and kernel not in PRESETS:
+            raise ValueError(f"No preset named {kernel!r}; choose one of: {', '.join(PRESETS)}.")
+        if k0.shape not in ((3, 3), (5, 5)):
+            raise ValueError(f"The kernel must be 3×3 or 5×5, got shape {k0.shape}.")
+        if mode not in DISPLAY_MODES:
+            raise ValueError(f"Unknown display mode {mode!r}; choose one of {DISPLAY_MODES}.")
+
+        w = f"{round(70 * scale)}px"
+        self.photo = widgets.Dropdown(options=image_names(), value=image if isinstance(image, str) and image in image_names() else "astronaut",
+                                      description="photo", layout=widgets.Layout(width="260px"))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.preset = widgets.Dropdown(options=[CUSTOM] + list(PRESETS), value=start, description="preset",
+                                       layout=widgets.Layout(width="300px"))
+        self.size = widgets.ToggleButtons(options=["3×3", "5×5"], value=f"{k0.shape[0]}×{k0.shape[0]}",
+                                          description="size", style={"button_width": "60px"})
+        self.mode = widgets.ToggleButtons(options=[(_MODE_LABELS[m], m) for m in DISPLAY_MODES], value=mode,
+                                          description="show", style={"button_width": "130px"})
+        self.color = widgets.ToggleButtons(options=["grayscale", "colour"], value="colour" if color else "grayscale",
+                                           description="image", style={"button_width": "100px"})
+        self.cells = [[widgets.Text(value="0", continuous_update=False, layout=widgets.Layout(width=w))
+                       for _ in range(5)] for _ in range(5)]
+        for row in self.cells:
+            for cell in row:
+                cell.add_class("cnnviz-cell")
+                cell.observe(self._on_cell, names=["value"])
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="4px"))
+        self.message = widgets.HTML()
+        self.explain = widgets.HTML()
+        self.input_view = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{round(512 * scale)}px"))
+        self.output_view = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{round(512 * scale)}px"))
+
+        self.photo.observe(self._on_photo, names=["value"])
+        self.upload.observe(self._on_upload, names=["value"])
+        self.preset.observe(self._on_preset, names=["value"])
+        self.size.observe(self._on_size, names=["value"])
+        for control in (self.mode, self.color):
+            control.observe(lambda change: self._request(), names=["value"])
+
+        title = widgets.HTML('<span class="cnnviz-title">Kernel editor: output = kernel ⋆ input (cross-correlation)</span>')
+        kernel_box = widgets.VBox([widgets.HTML("<b>kernel</b> (numbers or fractions like 1/9)"), self.grid, self.message])
+        views = widgets.HBox([
+            widgets.VBox([widgets.HTML("<b>input</b>"), self.input_view], layout=widgets.Layout(flex="1 1 0")),
+            widgets.VBox([widgets.HTML("<b>output</b>"), self.output_view], layout=widgets.Layout(flex="1 1 0")),
+        ])
+        self.children = [scoped_style("cnnviz-ke", scale), title,
+                         widgets.HBox([self.photo, self.upload]),
+                         widgets.HBox([self.preset, self.size]),
+                         widgets.HBox([kernel_box, widgets.VBox([self.mode, self.color, self.explain])]),
+                         views]
+        self.add_class("cnnviz-ke")
+
+        self._image = load_image(image, max_side=self.max_side)  # uint8 (H, W, 3)
+        self._kernel = k0.copy()
+        self.output = None  # the last good output, uint8 (H, W) or (H, W, 3)
+        self._input_key = None
+        self._fill_cells(k0)
+        self._show_input()
+        self._request()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def kernel(self) -> np.ndarray:
+        """The last valid kernel, (f, f) float64."""
+        return self._kernel.copy()
+
+    @property
+    def image(self) -> np.ndarray:
+        """The current input photo, uint8 (H, W, 3), already shrunk to ``max_side``."""
+        return self._image.copy()
+
+    def set_kernel(self, kernel):
+        """Show ``kernel`` (a 3×3 or 5×5 array or a preset name) and filter with it."""
+        if isinstance(kernel, str):
+            self.preset.value = kernel
+            return
+        k = np.asarray(kernel, dtype=float)
+        if k.shape not in ((3, 3), (5, 5)):
+            raise ValueError(f"The kernel must be 3×3 or 5×5, got shape {k.shape}.")
+        self._filling = True
+        try:
+            self.size.value = f"{k.shape[0]}×{k.shape[0]}"
+        finally:
+            self._filling = False
+        self._fill_cells(k)
+        self._on_cell(None)
+
+    def set_image(self, source):
+        """Use a new photo: an embedded name, a path, image bytes or an array."""
+        try:
+            self._image = load_image(source, max_side=self.max_side)
+        except ImageError as err:
+            self._show_error(err)
+            return
+        self._show_input()
+        self._request()
+
+    def wait(self, timeout=10.0) -> bool:
+        """Block until the newest request is rendered (for scripts and tests)."""
+        return self._renderer.wait(timeout)
+
+    # ------------------------------------------------------------------ callbacks
+    def _f(self):
+        return int(self.size.value[0])
+
+    def _fill_cells(self, k):
+        f = k.shape[0]
+        self._filling = True
+        try:
+            for r in range(f):
+                for c in range(f):
+                    v = float(k[r, c])
+                    self.cells[r][c].value = str(int(v)) if v.is_integer() else f"{v:.4g}"
+        finally:
+            self._filling = False
+        self.grid.layout.grid_template_columns = f"repeat({f}, auto)"
+        self.grid.children = [self.cells[r][c] for r in range(f) for c in range(f)]
+
+    def _on_photo(self, change):
+        self.set_image(change["new"])
+
+    def _on_upload(self, change):
+        data = upload_bytes(change["new"])
+        if data is not None:
+            self.set_image(data)
+
+    def _on_preset(self, change):
+        if change["new"] == CUSTOM or self._filling:
+            return
+        k = PRESETS[change["new"]]
+        self._filling = True
+        try:
+            self.size.value = f"{k.shape[0]}×{k.shape[0]}"
+        finally:
+            self._filling = False
+        self._fill_cells(k)
+        self._kernel = k.copy()
+        self.message.value = ""
+        self._request()
+
+    def _on_size(self, change):
+        if self._filling:
+            return
+        f_old, f_new = int(change["old"][0]), int(change["new"][0])
+        k = np.zeros((f_new, f_new))
+        if f_new > f_old:  # embed in the centre, zeros around
+            k[1:-1, 1:-1] = self._kernel
+        else:  # keep the centre
+            k = self._kernel[1:-1, 1:-1].copy()
+        self._fill_cells(k)
+        self._on_cell(None)
+
+    def _read_cells(self):
+        f = self._f()
+        k = np.zeros((f, f))
+        problems = []
+        for r in range(f):
+            for c in range(f):
+                try:
+                    k[r, c] = parse_entry(self.cells[r][c].value)
+                except ValueError as err:
+                    problems.append(f"Row {r + 1}, column {c + 1}: {err}")
+        if problems:
+            raise ValueError(" ".join(problems[:3]) + (" …" if len(problems) > 3 else "")
+                             + " The output still shows the last valid kernel.")
+        return k
+
+    def _on_cell(self, change):
+        if self._filling:
+            return
+        try:
+            k = self._read_cells()
+        except ValueError as err:
+            self._show_error(err)
+            return
+        self._kernel = k
+        self.message.value = ""
+        match = next((n for n, p in PRESETS.items() if p.shape == k.shape and np.allclose(p, k)), CUSTOM)
+        self._filling = True
+        try:
+            self.preset.value = match
+        finally:
+            self._filling = False
+        self._request()
+
+    # ------------------------------------------------------------------ rendering
+    def _request(self):
+        self._renderer.request((self._image, self._kernel.copy(), self.mode.value,
+                                self.color.value == "colour", self.preset.value))
+
+    def _show_input(self):
+        self._input_key = None  # the next render re-encodes the input view
+
+    def _render(self, req):
+        image, kernel, mode, colour, name = req
+        t0 = time.perf_counter()
+        source = image if colour else to_gray(image)
+        out = for_display(filter_image(source, kernel, device=self.device), mode)
+        if self._input_key != (id(image), colour):  # encode the input only when it changed
+            self.input_view.value = png_bytes(source)
+            self._input_key = (id(image), colour)
+        self.output_view.value = png_bytes(out)
+        self.output = out
+        ms = (time.perf_counter() - t0) * 1000
+        total = kernel.sum()
+        what = DESCRIPTIONS.get(name, "your own kernel.")
+        self.explain.value = info_html(
+            f"<b>{name}</b>: {what}<br>weights sum to {total:.3g}"
+            + (" (flat regions become 0)" if abs(total) < 1e-9 else "")
+            + f"<br>{source.shape[1]}×{source.shape[0]} px, {ms:.0f} ms")
+        self.last_error = None
+
+    def _show_error(self, err):
+        self.last_error = err
+        self.message.value = error_html(str(err))
