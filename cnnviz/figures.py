@@ -12,7 +12,7 @@ from cnnviz.imaging import data_uri, downscale, to_gray
 from cnnviz.kernels import PRESETS, filter_image, for_display
 from cnnviz.plot import DIVERGING, style
 
-__all__ = ["matrix", "matrices", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET"]
+__all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET"]
 
 
 def _fmt(v):
@@ -64,6 +64,23 @@ def matrices(named, *, title=None, signed=None) -> go.Figure:
     return style(fig, title=title, height=55 * rows + 130)
 
 
+def heatmap(values, *, title=None, signed=True, width=520) -> go.Figure:
+    """A map of values (e.g. a filter's signed output) as colours, upright and with square pixels.
+
+    Signed maps use the diverging scale centred on 0 (blue < 0 < red), so the
+    sign of an edge response stays visible; hover shows each value.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"heatmap needs a 2-D array, got shape {v.shape}.")
+    trace = _heatmap(v, signed=signed, colorscale=None if signed else "Viridis", showscale=True, text=False)
+    trace.update(xgap=0, ygap=0)
+    fig = go.Figure(trace)
+    _square_axes(fig)
+    h = int(width * v.shape[0] / v.shape[1])
+    return style(fig, title=title, height=h + (70 if title else 30)).update_layout(width=width + 90)
+
+
 def rgb_channels(image, *, title=None) -> go.Figure:
     """An RGB image and its three channels as grayscale grids: three grids of numbers make a colour photo."""
     img = np.asarray(image)
@@ -77,7 +94,7 @@ def rgb_channels(image, *, title=None) -> go.Figure:
         _square_axes(fig, row=1, col=c)
         fig.update_yaxes(scaleanchor=f"x{c if c > 1 else ''}", row=1, col=c)
     h, w = img.shape[:2]
-    return style(fig, title=title, height=int(260 * h / w) + 110)
+    return style(fig, title=title, height=int(190 * h / w) + 100)
 
 
 def conv_steps(image, kernel, *, padding=0, stride=1, title=None) -> go.Figure:
@@ -176,4 +193,4 @@ def kernel_gallery(image, names=None, *, max_side=320, title=None) -> go.Figure:
     fig.update_layout(sliders=[dict(steps=steps, active=0, currentvalue=dict(prefix="kernel: ", font=dict(size=18)),
                                     pad=dict(t=20))])
     h, w = gray.shape
-    return style(fig, title=title, height=int(430 * h / w) + 200)
+    return style(fig, title=title, height=int(300 * h / w) + 190)

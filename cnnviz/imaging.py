@@ -56,7 +56,7 @@ def downscale(arr, max_side: int) -> np.ndarray:
         return a
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (W, H)
-    return np.asarray(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))
+    return np.array(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))  # writable copy
 
 
 def png_bytes(arr, compress_level: int = 1) -> bytes:

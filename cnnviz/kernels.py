@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from cnnviz.conv import _as_array
 from cnnviz.runtime import device as _best_device
 
-__all__ = ["PRESETS", "DESCRIPTIONS", "preset", "gaussian", "filter_image", "for_display", "DISPLAY_MODES", "parse_entry"]
+__all__ = ["PRESETS", "DESCRIPTIONS", "preset", "gaussian", "filter_image", "for_display", "DISPLAY_MODES", "parse_entry", "fit_kernel"]
 
 
 def gaussian(size: int = 5, sigma: float = 1.0) -> np.ndarray:
@@ -35,6 +35,7 @@ def _presets():
         "horizontal edge": np.transpose(edge),
         "sobel x": sobel,
         "sobel y": np.transpose(sobel),
+        "scharr x": [[3, 0, -3], [10, 0, -10], [3, 0, -3]],
         "laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
         "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
         "box blur 3×3": np.full((3, 3), 1 / 9),
@@ -54,6 +55,7 @@ DESCRIPTIONS = {
     "horizontal edge": "bright-to-dark changes from top to bottom.",
     "sobel x": "vertical edges, weighting the centre row twice to resist noise (Sobel).",
     "sobel y": "horizontal edges, weighting the centre column twice (Sobel).",
+    "scharr x": "vertical edges with weights 3-10-3 (Scharr): closer to rotation-invariant than Sobel.",
     "laplacian": "second derivative: responds to edges in every direction, zero on flat areas.",
     "sharpen": "identity plus a Laplacian: exaggerates differences between a pixel and its neighbours.",
     "box blur 3×3": "the mean of the 3×3 neighbourhood.",
@@ -86,7 +88,7 @@ def filter_image(image, kernel, *, device=None) -> np.ndarray:
         raise ValueError(f"The image must be a non-empty (H, W) or (H, W, C) array; got shape {img.shape}.")
     f = ker.shape[0]
     dev = torch.device(device) if device is not None else _best_device()
-    x = torch.from_numpy(np.ascontiguousarray(img)).to(dev, torch.float32)
+    x = torch.from_numpy(np.require(img, requirements=['C', 'W'])).to(dev, torch.float32)
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[:, None]  # (C, 1, H, W): channels as batch
     w = torch.from_numpy(ker.astype(np.float32)).to(dev)[None, None]  # (1, 1, f, f)
     with torch.no_grad():
@@ -140,3 +142,30 @@ def parse_entry(text) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"{s!r} is not a finite number: NaN and infinity are not allowed.")
     return value
+
+
+def fit_kernel(image, target, *, size: int = 3, steps: int = 1000, lr: float = 0.05, seed: int = 0):
+    """Learn a (size, size) kernel from examples: the kernel ``k`` minimising
+    mean((conv(image, k) - target)²), by gradient descent (Adam), from a random start.
+
+    ``image``: (H, W) array; ``target``: (H, W) array, e.g. a filtered image
+    (both on the same scale, typically [0, 1]). This is what a convolutional
+    layer does when it trains: its weights are the kernel. Returns
+    ``(kernel, losses)``: a float64 (size, size) array and the loss per step.
+    """
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32))[None, None]  # (1, 1, H, W)
+    y = torch.as_tensor(np.asarray(target, dtype=np.float32))[None, None]
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(f"image and target must be 2-D arrays of the same shape; got {tuple(x.shape[2:])} "
+                         f"and {tuple(y.shape[2:])}.")
+    g = torch.Generator().manual_seed(seed)
+    w = (0.1 * torch.randn(1, 1, size, size, generator=g)).requires_grad_()
+    opt = torch.optim.Adam([w], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = F.mse_loss(F.conv2d(x, w, padding=size // 2), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return w.detach()[0, 0].double().numpy(), losses

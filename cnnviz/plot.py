@@ -47,6 +47,7 @@ def as_html(fig: go.Figure, *, div_id=None) -> str:
     """The figure as an HTML ``<div>`` that expects ``window.Plotly`` to be loaded by the page."""
     return fig.to_html(
         full_html=False, include_plotlyjs=False, include_mathjax=False, div_id=div_id,
+        auto_play=False,  # animations start when the reader presses play, not on load
         config={"responsive": True, "displaylogo": False},
     )
 

@@ -1,0 +1,155 @@
+"""The built book in a real browser: every page loads offline without console errors,
+and the static interactive figures respond to their controls with no kernel.
+
+Needs the book built into _build/html (`make test` builds it first) and Debian's chromium.
+"""
+import functools
+import http.server
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path("/tmp/cnnviz-shots")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML / "index.html").exists():
+        pytest.fail("The book is not built: run `make book` (make test does it first).")
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    """Open ``url``; record console errors, page errors and every request that leaves 127.0.0.1."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith("data:") or host == "127.0.0.1":
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="networkidle")
+    # Wait until every figure written in the HTML file is drawn by the local plotly.js.
+    expected = (HTML / urlparse(url).path.lstrip("/")).read_text(encoding="utf-8").count('class="plotly-graph-div"')
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll('div.js-plotly-plot').length >= {expected}",
+                               timeout=30_000)
+    except Exception:  # reported by the caller's assertion with the counts
+        pass
+    page.expected_figures = expected
+    return page, errors, outside
+
+
+def _pages():
+    return sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
+                  if not p.relative_to(HTML).as_posix().startswith(("_static/", "_sources/")))
+
+
+def test_book_has_every_chapter_of_the_course():
+    pages = _pages()
+    chapters = [p for p in pages if p.startswith("book/") and p[5:7].isdigit()]
+    assert len(chapters) == 14, chapters
+
+
+@pytest.mark.parametrize("page_path", _pages() or ["index.html"])
+def test_page_loads_offline_without_errors(server, browser, page_path):
+    page, errors, outside = _open(browser, f"{server}/{page_path}")
+    try:
+        assert outside == [], f"{page_path} requested resources outside the machine: {outside}"
+        assert errors == [], f"{page_path} logged console errors: {errors}"
+        # every plotly figure on the page was drawn by the local plotly.js
+        n_div = page.locator("div.plotly-graph-div").count()
+        n_drawn = page.locator("div.plotly-graph-div.js-plotly-plot").count()
+        assert n_div == n_drawn, f"{page_path}: {n_drawn} of {n_div} plotly figures drawn"
+    finally:
+        page.close()
+
+
+def _visible(page, index):
+    return page.evaluate(f"() => document.querySelectorAll('div.js-plotly-plot')[{index}]"
+                         "._fullData.map(t => t.visible)")
+
+
+def _click_slider_step(page, index, fraction):
+    """Click the ``index``-th figure's slider rail at ``fraction`` of its length (a label click is
+    intercepted by plotly's touch rectangle, so click by coordinates)."""
+    rail = page.locator("div.js-plotly-plot").nth(index).locator(".slider-rail-rect").first
+    rail.scroll_into_view_if_needed()
+    box = rail.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(300)
+
+
+def test_kernel_gallery_slider_switches_kernels(server, browser):
+    page, errors, _ = _open(browser, f"{server}/book/01_convolution.html")
+    try:
+        index = page.evaluate("""() => [...document.querySelectorAll('div.js-plotly-plot')]
+            .findIndex(d => (d.layout.sliders || []).some(s => s.currentvalue.prefix === 'kernel: '))""")
+        assert index >= 0, "the kernel gallery figure is missing"
+        before = _visible(page, index)
+        assert before[0] is True and sum(v is True for v in before) == 3  # input + one kernel + one output
+        _click_slider_step(page, index, 0.95)
+        after = _visible(page, index)
+        assert after != before and sum(v is True for v in after) == 3
+        SHOTS.mkdir(exist_ok=True)
+        page.locator("div.js-plotly-plot").nth(index).screenshot(path=str(SHOTS / "kernel_gallery.png"))
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_conv_steps_slider_moves_the_window(server, browser):
+    page, errors, _ = _open(browser, f"{server}/book/01_convolution.html")
+    try:
+        index = page.evaluate("""() => [...document.querySelectorAll('div.js-plotly-plot')]
+            .findIndex(d => (d.layout.sliders || []).some(s => s.currentvalue.prefix.startsWith('output cell')))""")
+        assert index >= 0, "the sliding-kernel figure is missing"
+        shapes = "() => JSON.stringify(document.querySelectorAll('div.js-plotly-plot')[%d].layout.shapes)" % index
+        text = "() => document.querySelectorAll('div.js-plotly-plot')[%d].layout.annotations.slice(-1)[0].text" % index
+        before_shapes, before_text = page.evaluate(shapes), page.evaluate(text)
+        assert before_text.endswith("= <b>-5</b>")
+        _click_slider_step(page, index, 0.99)
+        assert page.evaluate(shapes) != before_shapes
+        assert page.evaluate(text).endswith("= <b>-16</b>")  # the last cell of the lecture's result
+        page.locator("div.js-plotly-plot").nth(index).screenshot(path=str(SHOTS / "conv_steps.png"))
+        assert errors == []
+    finally:
+        page.close()
