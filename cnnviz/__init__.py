@@ -10,9 +10,9 @@ from importlib import import_module
 from cnnviz.runtime import device, seed
 
 __version__ = "0.1.0"
-__all__ = ["device", "seed", "conv", "data", "kernels", "imaging", "plot", "figures", "widgets"]
+__all__ = ["device", "seed", "conv", "data", "kernels", "imaging", "plot", "figures", "widgets", "exercises"]
 
-_SUBMODULES = {"conv", "data", "kernels", "imaging", "plot", "figures", "widgets"}
+_SUBMODULES = {"conv", "data", "kernels", "imaging", "plot", "figures", "widgets", "exercises"}
 
 
 def __getattr__(name):

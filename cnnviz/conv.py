@@ -64,6 +64,14 @@ def _as_array(name, value):
     return arr
 
 
+def _check_size(arr):
+    if arr.size > MAX_ELEMENTS:
+        raise ValueError(
+            f"The image has {arr.size:,} values, more than this educational conv2d accepts "
+            f"({MAX_ELEMENTS:,}); downscale it or use cnnviz.kernels.filter_image."
+        )
+
+
 def conv2d(image, kernel, padding=0, stride=1) -> np.ndarray:
     """Cross-correlate ``image`` with ``kernel``, as deep-learning libraries do.
 
@@ -75,6 +83,8 @@ def conv2d(image, kernel, padding=0, stride=1) -> np.ndarray:
 
     ``out[i, j] = sum_{u,v,c} padded[i*s + u, j*s + v, c] * kernel[u, v, c]``
     """
+    if isinstance(image, np.ndarray):
+        _check_size(image)  # refuse before copying a huge array to float64
     img = _as_array("The image", image)
     ker = _as_array("The kernel", kernel)
     if img.ndim not in (2, 3):
@@ -88,11 +98,7 @@ def conv2d(image, kernel, padding=0, stride=1) -> np.ndarray:
         raise ValueError(
             f"The kernel has {ker.shape[2]} channels but the image has {img.shape[2]}; they must match."
         )
-    if img.size > MAX_ELEMENTS:
-        raise ValueError(
-            f"The image has {img.size:,} values, more than this educational conv2d accepts "
-            f"({MAX_ELEMENTS:,}); downscale it or use cnnviz.kernels.filter_image."
-        )
+    _check_size(img)
     p = _check_int("padding", padding, 0)
     s = _check_int("stride", stride, 1)
     # output_size raises the formula-with-numbers error for a kernel that does not fit

@@ -27,10 +27,6 @@ EMBEDDED_IMAGES = (
     "gravel", "logo", "colorwheel",
 )
 
-# Beyond this many pixels an upload is refused before decoding (a 40 000 × 25 000 image).
-_MAX_PIXELS = 1_000_000_000
-
-
 class ImageError(ValueError):
     """An image could not be read or understood; the message says what to do."""
 
@@ -47,18 +43,20 @@ def _embedded(name):
 
 
 def _decode(raw: bytes, what: str) -> np.ndarray:
+    formats = "PNG, JPEG, GIF, BMP, TIFF and WebP work"
     try:
         with Image.open(io.BytesIO(raw)) as im:
-            if im.width * im.height > _MAX_PIXELS:
-                raise ImageError(f"{what} is {im.width}×{im.height} pixels, too large to open; resize it first.")
             im.draft("RGB", (2048, 2048))  # JPEG: decode at reduced size when huge
             if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "1"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
             return np.asarray(im)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise ImageError(
-            f"{what} is not an image that can be read (PNG, JPEG, GIF, BMP, TIFF and WebP work): {err}"
-        ) from None
+    except Image.DecompressionBombError:  # PIL's guard against absurd sizes (~179 megapixels)
+        raise ImageError(f"{what} is too large to open (over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} "
+                         "megapixels); make it smaller first.") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{what} is not an image that can be read ({formats}).") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{what} could not be decoded ({err}); is it a complete image file? {formats}.") from None
 
 
 def load_image(source="astronaut", *, gray: bool = False, max_side=None) -> np.ndarray:

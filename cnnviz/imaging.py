@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-__all__ = ["to_uint8", "to_rgb", "to_gray", "downscale", "png_bytes", "data_uri"]
+__all__ = ["to_uint8", "to_rgb", "to_gray", "downscale", "png_bytes", "jpeg_bytes", "data_uri"]
 
 
 def to_uint8(arr) -> np.ndarray:
@@ -16,7 +16,8 @@ def to_uint8(arr) -> np.ndarray:
     if a.dtype == bool:
         return a.astype(np.uint8) * 255
     if a.dtype == np.uint16 or (np.issubdtype(a.dtype, np.integer) and a.max(initial=0) > 255):
-        return (a.astype(np.float64) * (255.0 / max(float(a.max()), 1.0))).round().astype(np.uint8)
+        scaled = a.astype(np.float64) * (255.0 / max(float(a.max()), 1.0))
+        return np.clip(scaled, 0, 255).round().astype(np.uint8)  # negative values are black, never wrapped
     if np.issubdtype(a.dtype, np.floating):
         a = np.nan_to_num(a.astype(np.float64))
         scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1] are common
@@ -63,6 +64,13 @@ def png_bytes(arr, compress_level: int = 1) -> bytes:
     """PNG-encode a uint8 (H, W) or (H, W, 3) array; level 1 is ~5× faster than the default."""
     buf = io.BytesIO()
     Image.fromarray(np.asarray(arr)).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def jpeg_bytes(arr, quality: int = 90) -> bytes:
+    """JPEG-encode a uint8 (H, W) or (H, W, 3) array: ~15× faster than PNG for photos, slightly lossy."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(arr)).save(buf, format="JPEG", quality=quality, subsampling=0)  # full-resolution colour
     return buf.getvalue()
 
 

@@ -136,11 +136,12 @@ def parse_entry(text) -> float:
         else:
             value = float(s)
     except ZeroDivisionError:
-        raise ValueError(f"{s!r} divides by zero.") from None
+        raise ValueError(f"{s!r} divides by zero: type a number such as 0, -1, 0.5 or 1/9.") from None
     except ValueError:
         raise ValueError(f"{s!r} is not a number: type a number such as 0, -1, 0.5 or 1/9.") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"{s!r} is not a finite number: NaN and infinity are not allowed.")
+        raise ValueError(f"{s!r} is not a finite number (NaN and infinity are not allowed): "
+                         "type a number such as 0, -1, 0.5 or 1/9.")
     return value
 
 

@@ -79,8 +79,8 @@ def _open(browser, url):
 
 
 def _pages():
-    return sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
-                  if not p.relative_to(HTML).as_posix().startswith(("_static/", "_sources/")))
+    rel = (p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html"))
+    return sorted(r for r in rel if not r.startswith(("_static/", "_sources/", ".")))
 
 
 def test_book_has_every_chapter_of_the_course():

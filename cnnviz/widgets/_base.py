@@ -3,7 +3,7 @@ import threading
 
 import ipywidgets as widgets
 
-__all__ = ["LatestOnly", "scoped_style", "upload_bytes", "error_html", "info_html"]
+__all__ = ["LatestOnly", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html"]
 
 
 class LatestOnly:
@@ -58,6 +58,18 @@ class LatestOnly:
             return self._lock.wait_for(lambda: self._pending is None and not self._busy, timeout=timeout)
 
 
+def guarded(callback, on_error):
+    """Wrap a widget callback so an unexpected error is shown to the user as a sentence
+    (``on_error``) instead of a traceback in the notebook or its log."""
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as err:
+            on_error(err)
+    run.__wrapped__ = callback
+    return run
+
+
 def scoped_style(css_class: str, scale: float = 1.0) -> widgets.HTML:
     """A ``<style>`` that enlarges controls inside ``.css_class`` only (Colab gives each output its own
     iframe, so a widget must carry its own style)."""
@@ -67,7 +79,8 @@ def scoped_style(css_class: str, scale: float = 1.0) -> widgets.HTML:
 .{css_class} input, .{css_class} select, .{css_class} button {{ font-size: {fs}px !important; }}
 .{css_class} .cnnviz-cell input {{ text-align: center; height: {round(h * 1.25)}px; font-size: {round(fs * 1.25)}px !important; }}
 .{css_class} .cnnviz-title {{ font-size: {round(fs * 1.2)}px; font-weight: 600; }}
-.{css_class} img {{ image-rendering: auto; }}
+.{css_class} .widget-html-content, .{css_class} .widget-radio-box label {{ line-height: 1.35; }}
+.{css_class} .widget-hbox {{ gap: 4px; }}
 </style>""")
 
 

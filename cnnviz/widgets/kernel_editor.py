@@ -10,10 +10,10 @@ import ipywidgets as widgets
 import numpy as np
 
 from cnnviz.data import ImageError, image_names, load_image
-from cnnviz.imaging import png_bytes, to_gray
+from cnnviz.imaging import jpeg_bytes, png_bytes, to_gray
 from cnnviz.kernels import DESCRIPTIONS, DISPLAY_MODES, PRESETS, filter_image, for_display, parse_entry
 from cnnviz.runtime import device as best_device
-from cnnviz.widgets._base import LatestOnly, error_html, info_html, scoped_style, upload_bytes
+from cnnviz.widgets._base import LatestOnly, error_html, guarded, info_html, scoped_style, upload_bytes
 
 __all__ = ["KernelEditor"]
 
@@ -41,60 +41,62 @@ class KernelEditor(widgets.VBox):
         self.max_side = int(max_side)
         self.device = device if device is not None else best_device()
         self.last_error = None
+        self._message_source = None  # "cells" (a bad entry) or "other" (image, render): what the message is about
         self._filling = False  # True while code (not a person) sets the cells
+        self._written = {}  # (row, col) -> (text, exact value) last written by code, e.g. ("0.1111", 1/9)
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
 
-        start = kernel if isinstance(kernel, str) else CUSTOM
-        k0 = PRESETS[kernel] if isinstance(kernel, str) and kernel in PRESETS else np.asarray(kernel, dtype=float)
         if isinstance(kernel, str) and kernel not in PRESETS:
             raise ValueError(f"No preset named {kernel!r}; choose one of: {', '.join(PRESETS)}.")
+        start = kernel if isinstance(kernel, str) else CUSTOM
+        k0 = PRESETS[kernel] if isinstance(kernel, str) else np.asarray(kernel, dtype=float)
         if k0.shape not in ((3, 3), (5, 5)):
             raise ValueError(f"The kernel must be 3×3 or 5×5, got shape {k0.shape}.")
         if mode not in DISPLAY_MODES:
             raise ValueError(f"Unknown display mode {mode!r}; choose one of {DISPLAY_MODES}.")
 
-        w = f"{round(70 * scale)}px"
+        self._scale = scale
+        px = lambda v: f"{round(v * scale)}px"  # noqa: E731  sizes grow with scale (projector)
         self.photo = widgets.Dropdown(options=image_names(), value=image if isinstance(image, str) and image in image_names() else "astronaut",
-                                      description="photo", layout=widgets.Layout(width="260px"))
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+                                      description="photo", layout=widgets.Layout(width=px(250)))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload",
+                                         layout=widgets.Layout(width=px(130)))
         self.preset = widgets.Dropdown(options=[CUSTOM] + list(PRESETS), value=start, description="preset",
-                                       layout=widgets.Layout(width="300px"))
+                                       layout=widgets.Layout(width=px(290)))
         self.size = widgets.ToggleButtons(options=["3×3", "5×5"], value=f"{k0.shape[0]}×{k0.shape[0]}",
-                                          description="size", style={"button_width": "60px"})
-        self.mode = widgets.ToggleButtons(options=[(_MODE_LABELS[m], m) for m in DISPLAY_MODES], value=mode,
-                                          description="show", style={"button_width": "130px"})
+                                          style={"button_width": px(60)})
+        self.mode = widgets.RadioButtons(options=[(_MODE_LABELS[m], m) for m in DISPLAY_MODES], value=mode,
+                                         description="show", layout=widgets.Layout(width=px(280)))
         self.color = widgets.ToggleButtons(options=["grayscale", "colour"], value="colour" if color else "grayscale",
-                                           description="image", style={"button_width": "100px"})
-        self.cells = [[widgets.Text(value="0", continuous_update=False, layout=widgets.Layout(width=w))
-                       for _ in range(5)] for _ in range(5)]
+                                           style={"button_width": px(110)})
+        self.cells = [[widgets.Text(value="0", continuous_update=False) for _ in range(5)] for _ in range(5)]
         for row in self.cells:
             for cell in row:
                 cell.add_class("cnnviz-cell")
-                cell.observe(self._on_cell, names=["value"])
+                cell.observe(guarded(self._on_cell, self._show_error), names=["value"])
         self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="4px"))
-        self.message = widgets.HTML()
-        self.explain = widgets.HTML()
-        self.input_view = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{round(512 * scale)}px"))
-        self.output_view = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{round(512 * scale)}px"))
+        self.message = widgets.HTML(layout=widgets.Layout(width=px(280)))
+        self.explain = widgets.HTML(layout=widgets.Layout(width=px(280)))
+        self.input_view = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=px(512)))
+        self.output_view = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=px(512)))
 
-        self.photo.observe(self._on_photo, names=["value"])
-        self.upload.observe(self._on_upload, names=["value"])
-        self.preset.observe(self._on_preset, names=["value"])
-        self.size.observe(self._on_size, names=["value"])
-        for control in (self.mode, self.color):
-            control.observe(lambda change: self._request(), names=["value"])
+        for control, callback in [(self.photo, self._on_photo), (self.upload, self._on_upload),
+                                  (self.preset, self._on_preset), (self.size, self._on_size),
+                                  (self.mode, self._on_display), (self.color, self._on_display)]:
+            control.observe(guarded(callback, self._show_error), names=["value"])
 
         title = widgets.HTML('<span class="cnnviz-title">Kernel editor: output = kernel ⋆ input (cross-correlation)</span>')
-        kernel_box = widgets.VBox([widgets.HTML("<b>kernel</b> (numbers or fractions like 1/9)"), self.grid, self.message])
-        views = widgets.HBox([
-            widgets.VBox([widgets.HTML("<b>input</b>"), self.input_view], layout=widgets.Layout(flex="1 1 0")),
-            widgets.VBox([widgets.HTML("<b>output</b>"), self.output_view], layout=widgets.Layout(flex="1 1 0")),
-        ])
+        # Left: everything about the kernel, fixed width so messages wrap instead of pushing the
+        # images; right: input and output side by side, as large as the page allows.
+        left = widgets.VBox([widgets.HTML("<b>kernel</b> (numbers, or fractions like 1/9)"), self.size, self.grid,
+                             self.message, self.mode, self.color, self.explain],
+                            layout=widgets.Layout(width=px(300), min_width=px(300)))
+        view = lambda label, image: widgets.VBox(  # noqa: E731
+            [widgets.HTML(f"<b>{label}</b>"), image], layout=widgets.Layout(flex="1 1 0", min_width="0"))
         self.children = [scoped_style("cnnviz-ke", scale), title,
-                         widgets.HBox([self.photo, self.upload]),
-                         widgets.HBox([self.preset, self.size]),
-                         widgets.HBox([kernel_box, widgets.VBox([self.mode, self.color, self.explain])]),
-                         views]
+                         widgets.HBox([self.photo, self.upload, self.preset], layout=widgets.Layout(flex_flow="row wrap")),
+                         widgets.HBox([left, view("input", self.input_view), view("output", self.output_view)],
+                                      layout=widgets.Layout(grid_gap=px(12)))]
         self.add_class("cnnviz-ke")
 
         self._image = load_image(image, max_side=self.max_side)  # uint8 (H, W, 3)
@@ -139,6 +141,13 @@ class KernelEditor(widgets.VBox):
         except ImageError as err:
             self._show_error(err)
             return
+        self._clear_message("other")
+        if not (isinstance(source, str) and source == self.photo.value):
+            self._filling = True
+            try:  # the menu no longer names the photo shown: choosing any photo loads it again
+                self.photo.value = source if isinstance(source, str) and source in image_names() else None
+            finally:
+                self._filling = False
         self._show_input()
         self._request()
 
@@ -154,17 +163,28 @@ class KernelEditor(widgets.VBox):
         f = k.shape[0]
         self._filling = True
         try:
+            self._written = {}
             for r in range(f):
                 for c in range(f):
                     v = float(k[r, c])
-                    self.cells[r][c].value = str(int(v)) if v.is_integer() else f"{v:.4g}"
+                    text = str(int(v)) if v.is_integer() else f"{v:.4g}"
+                    self.cells[r][c].value = text
+                    self._written[r, c] = (text, v)  # an untouched "0.1111" still means exactly 1/9
         finally:
             self._filling = False
-        self.grid.layout.grid_template_columns = f"repeat({f}, auto)"
+        width = f"{round((72 if f == 3 else 50) * self._scale)}px"  # the grid keeps the same width
+        for r in range(f):
+            for c in range(f):
+                self.cells[r][c].layout.width = width
+        self.grid.layout.grid_template_columns = f"repeat({f}, {width})"
         self.grid.children = [self.cells[r][c] for r in range(f) for c in range(f)]
 
+    def _on_display(self, change):
+        self._request()
+
     def _on_photo(self, change):
-        self.set_image(change["new"])
+        if change["new"] is not None and not self._filling:
+            self.set_image(change["new"])
 
     def _on_upload(self, change):
         data = upload_bytes(change["new"])
@@ -182,7 +202,7 @@ class KernelEditor(widgets.VBox):
             self._filling = False
         self._fill_cells(k)
         self._kernel = k.copy()
-        self.message.value = ""
+        self._clear_message("cells")
         self._request()
 
     def _on_size(self, change):
@@ -203,8 +223,10 @@ class KernelEditor(widgets.VBox):
         problems = []
         for r in range(f):
             for c in range(f):
+                text = self.cells[r][c].value
+                written = self._written.get((r, c))
                 try:
-                    k[r, c] = parse_entry(self.cells[r][c].value)
+                    k[r, c] = written[1] if written and written[0] == text else parse_entry(text)
                 except ValueError as err:
                     problems.append(f"Row {r + 1}, column {c + 1}: {err}")
         if problems:
@@ -218,10 +240,10 @@ class KernelEditor(widgets.VBox):
         try:
             k = self._read_cells()
         except ValueError as err:
-            self._show_error(err)
+            self._show_error(err, source="cells")
             return
         self._kernel = k
-        self.message.value = ""
+        self._clear_message("cells")
         match = next((n for n, p in PRESETS.items() if p.shape == k.shape and np.allclose(p, k)), CUSTOM)
         self._filling = True
         try:
@@ -244,7 +266,8 @@ class KernelEditor(widgets.VBox):
         source = image if colour else to_gray(image)
         out = for_display(filter_image(source, kernel, device=self.device), mode)
         if self._input_key != (id(image), colour):  # encode the input only when it changed
-            self.input_view.value = png_bytes(source)
+            self.input_view.format = "jpeg"  # a photo: JPEG is ~15× faster to encode than PNG
+            self.input_view.value = jpeg_bytes(source)
             self._input_key = (id(image), colour)
         self.output_view.value = png_bytes(out)
         self.output = out
@@ -255,8 +278,19 @@ class KernelEditor(widgets.VBox):
             f"<b>{name}</b>: {what}<br>weights sum to {total:.3g}"
             + (" (flat regions become 0)" if abs(total) < 1e-9 else "")
             + f"<br>{source.shape[1]}×{source.shape[0]} px, {ms:.0f} ms")
-        self.last_error = None
+        self._clear_message("other")
 
-    def _show_error(self, err):
+    def _clear_message(self, source):
+        """Remove the message if it was about ``source`` and that is now fine."""
+        if self._message_source == source:
+            self.message.value = ""
+            self._message_source = None
+            self.last_error = None
+
+    def _show_error(self, err, source="other"):
         self.last_error = err
-        self.message.value = error_html(str(err))
+        self._message_source = source
+        text = str(err) if isinstance(err, ValueError) else (
+            f"Unexpected error ({type(err).__name__}: {err}). The last good output is kept; "
+            "please report this to the cnnviz issue tracker.")
+        self.message.value = error_html(text)

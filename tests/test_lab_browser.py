@@ -1,0 +1,185 @@
+"""The instructor's kernel editor notebook in a real JupyterLab, driven by Debian's chromium.
+
+Starts JupyterLab (offline, random port and token, scratch settings), opens
+widgets/kernel_editor.ipynb, runs all cells and edits the kernel grid like a
+person: a number updates the output image, a typo shows a message and keeps it.
+Screenshots go to /tmp/lab_kernel_editor_*.png.
+"""
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "widgets/kernel_editor.ipynb"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path("/tmp")
+START_TIMEOUT = 120  # seconds for JupyterLab to answer (~20 s on 2 cores)
+WAIT_MS = 120_000  # kernel start + torch import + first render
+
+# The kernel editor's output is the second widget image inside the editor (input first).
+OUTPUT_IMG = ".cnnviz-ke img.widget-image >> nth=1"
+CELL_INPUT = ".cnnviz-ke .cnnviz-cell input"
+SETTINGS = {  # scratch user settings for this Lab only
+    # No autosave: running the notebook must never write outputs into the repository.
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": '{"autosave": false}',
+    # No "get notified about Jupyter news?" toast over the widget, no update check.
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        '{"fetchNews": "false", "checkForUpdates": false}',
+}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc):
+    """Stop JupyterLab by its PID: SIGTERM makes it shut its kernels down and exit; SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving the repository: yields its base URL and token."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium.")
+    home = tmp_path_factory.mktemp("lab")
+    for name, text in SETTINGS.items():
+        (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / "settings" / name).write_text(text)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
+    cmd = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={ROOT}", "--ServerApp.port_retries=0",
+           "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly",  # no PyPI look-ups
+           f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+           f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}"]  # absolute: no .ipynb_checkpoints in the repo
+    log = open(home / "lab.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{(home / 'lab.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                log_tail = (home / "lab.log").read_text()[-3000:]
+                pytest.fail(f"JupyterLab did not answer in {START_TIMEOUT} s:\n{log_tail}")
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_kernel_editor_in_jupyterlab(lab, browser):
+    base, token = lab
+    original = (ROOT / NOTEBOOK).read_bytes()
+    page = browser.new_page(viewport={"width": 1600, "height": 1400})
+    page.set_default_timeout(WAIT_MS)
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+
+    def route(r):  # Lab must work offline: refuse (and record) anything not served by this Lab
+        if r.request.url.startswith(("data:", "blob:")) or urlparse(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    try:
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
+        page.wait_for_function("""() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return k && k.status === 'idle' && w.context.path.endsWith('kernel_editor.ipynb');
+        }""")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+        output = page.locator(OUTPUT_IMG)
+        output.wait_for(state="visible")
+        page.wait_for_function("""() => {
+            const img = document.querySelectorAll('.cnnviz-ke img.widget-image')[1];
+            return img && img.src.startsWith('blob:') && img.naturalWidth > 0;
+        }""")
+        editor = page.locator(".cnnviz-ke").first
+        editor.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "lab_kernel_editor_1_rendered.png"))
+        editor.screenshot(path=str(SHOTS / "lab_kernel_editor_2_widget.png"))
+        # Input and output side by side, each large enough to read on a projector.
+        images = page.locator(".cnnviz-ke img.widget-image")
+        left, right = images.nth(0).bounding_box(), images.nth(1).bounding_box()
+        assert abs(left["y"] - right["y"]) < 5 and right["x"] >= left["x"] + left["width"]
+        assert left["width"] >= 320 and right["width"] >= 320, (left, right)  # large enough to project
+
+        # A person types 5 in the first kernel cell and presses Enter: the output changes.
+        before = output.get_attribute("src")
+        cell = page.locator(CELL_INPUT).first
+        cell.fill("5")
+        cell.press("Enter")
+        page.wait_for_function(
+            "before => document.querySelectorAll('.cnnviz-ke img.widget-image')[1].src !== before", arg=before)
+        changed = output.get_attribute("src")
+        assert changed != before
+        page.screenshot(path=str(SHOTS / "lab_kernel_editor_3_edited.png"))
+
+        # A typo: a message says what is wrong and the output keeps the last valid kernel.
+        cell.fill("abc")
+        cell.press("Enter")
+        message = page.locator(".cnnviz-ke").get_by_text("not a number")
+        message.wait_for(state="visible")
+        assert "abc" in message.inner_text()
+        # No render is requested for an invalid kernel; give a stray one time to arrive before checking.
+        page.wait_for_timeout(1000)
+        assert output.get_attribute("src") == changed
+        page.screenshot(path=str(SHOTS / "lab_kernel_editor_4_typo.png"))
+
+        # The badge image in the first cell is the notebook's own content; nothing else may leave.
+        outside = [u for u in outside if u != "https://colab.research.google.com/assets/colab-badge.svg"]
+        assert not outside, f"JupyterLab tried to reach the internet: {outside}"
+        widget_errors = [e for e in errors if "widget" in e.lower() or "cnnviz" in e.lower()]
+        assert not widget_errors, widget_errors
+        if errors:
+            print("console errors (not about widgets):", *errors, sep="\n  ")
+    finally:
+        page.close()
+        assert (ROOT / NOTEBOOK).read_bytes() == original, "JupyterLab saved the notebook during the test"
