@@ -24,8 +24,13 @@ book: $(STAMP) $(VENDOR)/.done _build/.cnnviz-sources
 	CNNVIZ_BOOK=1 $(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo; echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
-test: book chromium
+test: book chromium $(VENV)/ipywidgets7/.done
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Colab ships ipywidgets 7: tests/test_ipywidgets7.py runs the widget tests under it too.
+$(VENV)/ipywidgets7/.done: $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(VENV)/ipywidgets7 "ipywidgets>=7.7,<8" ipython_genutils
+	touch $@
 
 install: $(STAMP)
 

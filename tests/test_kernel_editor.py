@@ -4,6 +4,7 @@ import io
 import itertools
 import threading
 
+import ipywidgets
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,6 +56,17 @@ def v7_upload(data: bytes, name="photo.png"):
     """FileUpload.value as ipywidgets 7 held it: {name: {"metadata": ..., "content": bytes}}."""
     return {name: {"metadata": {"name": name, "type": "image/png", "size": len(data), "lastModified": 0},
                    "content": data}}
+
+
+def upload_value(data: bytes):
+    """FileUpload.value in the format of the installed ipywidgets (7 on Colab, 8 elsewhere);
+    tests/test_ipywidgets7.py runs this file under ipywidgets 7 too."""
+    return v8_upload(data) if int(ipywidgets.__version__.split(".")[0]) >= 8 else v7_upload(data)
+
+
+def set_upload(upload, data: bytes):
+    """What the browser does when a file is chosen (set_trait: the trait is read-only in ipywidgets 7)."""
+    upload.set_trait("value", upload_value(data))
 
 
 def cells(editor):
@@ -240,18 +252,19 @@ def _picture(h=30, w=40):
     return a
 
 
-def test_upload_ipywidgets_8(editor):
+def test_upload(editor):
     a = _picture()
-    editor.upload.value = v8_upload(png(Image.fromarray(a)))
+    set_upload(editor.upload, png(Image.fromarray(a)))
     np.testing.assert_array_equal(editor.image, a)
     np.testing.assert_array_equal(editor.output, oracle(a, PRESETS["sobel x"]))
     assert_shows(editor.input_view, to_gray(a))
 
 
-def test_upload_ipywidgets_7(editor):
-    # ipywidgets 7's FileUpload cannot be built here: send its change event to the editor's observer
+@pytest.mark.parametrize("fmt", [v7_upload, v8_upload])
+def test_upload_event_of_either_ipywidgets_version(editor, fmt):
+    # send the other version's change event straight to the editor's observer
     a = _picture()
-    editor._on_upload({"name": "value", "old": {}, "new": v7_upload(png(Image.fromarray(a))), "owner": editor.upload})
+    editor._on_upload({"name": "value", "old": {}, "new": fmt(png(Image.fromarray(a))), "owner": editor.upload})
     np.testing.assert_array_equal(editor.image, a)
     np.testing.assert_array_equal(editor.output, oracle(a, PRESETS["sobel x"]))
 
@@ -265,7 +278,7 @@ def test_set_image_bytes(editor):
 @pytest.mark.parametrize("raw", [b"this is not a picture", b"\0\0\0", b"\x89PNG\r\n\x1a\n"])
 def test_non_image_upload_keeps_the_old_image(editor, raw):
     before_image, before_output = editor.image, editor.output
-    editor.upload.value = v8_upload(raw)
+    set_upload(editor.upload, raw)
     assert "not an image" in editor.message.value
     np.testing.assert_array_equal(editor.image, before_image)
     assert editor.output is before_output
@@ -275,7 +288,7 @@ def test_huge_upload_is_downscaled():
     e = KernelEditor(PHOTO, threaded=False, max_side=256)
     a = np.zeros((3000, 4000, 3), dtype=np.uint8)
     a[:, :2000] = 255  # left half white, right half black
-    e.upload.value = v8_upload(png(Image.fromarray(a), compress_level=1))
+    set_upload(e.upload, png(Image.fromarray(a), compress_level=1))
     assert e.image.shape == (192, 256, 3)  # 4000×3000 → 256×192: aspect ratio kept
     assert (e.image[:, :120] == 255).all() and (e.image[:, 136:] == 0).all()
     assert e.output.shape == (192, 256)
@@ -296,7 +309,7 @@ def test_palette_upload(editor):
     im = Image.new("P", (4, 2))
     im.putpalette([255, 0, 0, 0, 255, 0] + [0, 0, 0] * 254)
     im.putdata([0, 1, 0, 1, 1, 0, 1, 0])
-    editor.upload.value = v8_upload(png(im))
+    set_upload(editor.upload, png(im))
     img = editor.image
     assert img.shape == (2, 4, 3)
     np.testing.assert_array_equal(img[0, 0], [255, 0, 0])
@@ -306,7 +319,7 @@ def test_palette_upload(editor):
 def test_16_bit_upload(editor):
     a = (np.arange(60).reshape(6, 10) * 1000).astype(np.uint16)  # a 16-bit grayscale PNG
     a[-1, -1] = 65535  # full range, so the expected 8-bit values are a·255/65535
-    editor.upload.value = v8_upload(png(Image.fromarray(a)))
+    set_upload(editor.upload, png(Image.fromarray(a)))
     img = editor.image
     assert img.shape == (6, 10, 3) and img.dtype == np.uint8
     np.testing.assert_array_equal(img[:, :, 0], np.round(a / 65535 * 255).astype(np.uint8))

@@ -5,6 +5,7 @@ A thin view over ``cnnviz.kernels`` (``filter_image``, ``for_display``,
 ipywidgets 7 without a custom widget manager, and on ipywidgets 8.
 """
 import time
+from contextlib import contextmanager
 
 import ipywidgets as widgets
 import numpy as np
@@ -42,7 +43,7 @@ class KernelEditor(widgets.VBox):
         self.device = device if device is not None else best_device()
         self.last_error = None
         self._message_source = None  # "cells" (a bad entry) or "other" (image, render): what the message is about
-        self._filling = False  # True while code (not a person) sets the cells
+        self._quiet = 0  # > 0 while code (not a person) sets controls: their callbacks stand still
         self._written = {}  # (row, col) -> (text, exact value) last written by code, e.g. ("0.1111", 1/9)
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
 
@@ -126,11 +127,8 @@ class KernelEditor(widgets.VBox):
         k = np.asarray(kernel, dtype=float)
         if k.shape not in ((3, 3), (5, 5)):
             raise ValueError(f"The kernel must be 3×3 or 5×5, got shape {k.shape}.")
-        self._filling = True
-        try:
+        with self._quietly():
             self.size.value = f"{k.shape[0]}×{k.shape[0]}"
-        finally:
-            self._filling = False
         self._fill_cells(k)
         self._on_cell(None)
 
@@ -143,11 +141,8 @@ class KernelEditor(widgets.VBox):
             return
         self._clear_message("other")
         if not (isinstance(source, str) and source == self.photo.value):
-            self._filling = True
-            try:  # the menu no longer names the photo shown: choosing any photo loads it again
+            with self._quietly():  # the menu no longer names the photo shown: choosing any photo loads it again
                 self.photo.value = source if isinstance(source, str) and source in image_names() else None
-            finally:
-                self._filling = False
         self._show_input()
         self._request()
 
@@ -156,13 +151,20 @@ class KernelEditor(widgets.VBox):
         return self._renderer.wait(timeout)
 
     # ------------------------------------------------------------------ callbacks
+    @contextmanager
+    def _quietly(self):
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
     def _f(self):
         return int(self.size.value[0])
 
     def _fill_cells(self, k):
         f = k.shape[0]
-        self._filling = True
-        try:
+        with self._quietly():
             self._written = {}
             for r in range(f):
                 for c in range(f):
@@ -170,8 +172,6 @@ class KernelEditor(widgets.VBox):
                     text = str(int(v)) if v.is_integer() else f"{v:.4g}"
                     self.cells[r][c].value = text
                     self._written[r, c] = (text, v)  # an untouched "0.1111" still means exactly 1/9
-        finally:
-            self._filling = False
         width = f"{round((72 if f == 3 else 50) * self._scale)}px"  # the grid keeps the same width
         for r in range(f):
             for c in range(f):
@@ -183,7 +183,7 @@ class KernelEditor(widgets.VBox):
         self._request()
 
     def _on_photo(self, change):
-        if change["new"] is not None and not self._filling:
+        if change["new"] is not None and not self._quiet:
             self.set_image(change["new"])
 
     def _on_upload(self, change):
@@ -192,21 +192,18 @@ class KernelEditor(widgets.VBox):
             self.set_image(data)
 
     def _on_preset(self, change):
-        if change["new"] == CUSTOM or self._filling:
+        if change["new"] == CUSTOM or self._quiet:
             return
         k = PRESETS[change["new"]]
-        self._filling = True
-        try:
+        with self._quietly():
             self.size.value = f"{k.shape[0]}×{k.shape[0]}"
-        finally:
-            self._filling = False
         self._fill_cells(k)
         self._kernel = k.copy()
         self._clear_message("cells")
         self._request()
 
     def _on_size(self, change):
-        if self._filling:
+        if self._quiet:
             return
         f_old, f_new = int(change["old"][0]), int(change["new"][0])
         k = np.zeros((f_new, f_new))
@@ -235,7 +232,7 @@ class KernelEditor(widgets.VBox):
         return k
 
     def _on_cell(self, change):
-        if self._filling:
+        if self._quiet:
             return
         try:
             k = self._read_cells()
@@ -245,11 +242,8 @@ class KernelEditor(widgets.VBox):
         self._kernel = k
         self._clear_message("cells")
         match = next((n for n, p in PRESETS.items() if p.shape == k.shape and np.allclose(p, k)), CUSTOM)
-        self._filling = True
-        try:
+        with self._quietly():
             self.preset.value = match
-        finally:
-            self._filling = False
         self._request()
 
     # ------------------------------------------------------------------ rendering
