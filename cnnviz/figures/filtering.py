@@ -1,4 +1,4 @@
-"""Plotly figure builders: take data, return a styled ``go.Figure``, never show it.
+"""Figures of chapter 1 (convolution as filtering).
 
 Every figure here is interactive with no kernel (sliders and buttons switch
 between precomputed states), so the static book keeps what the live widgets do.
@@ -8,36 +8,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnviz.conv import conv2d
+from cnnviz.figures._common import _fmt, _heatmap, _square_axes
 from cnnviz.imaging import data_uri, downscale, to_gray
 from cnnviz.kernels import PRESETS, filter_image, for_display
-from cnnviz.plot import DIVERGING, style
+from cnnviz.plot import style
 
 __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET"]
-
-
-def _fmt(v):
-    """A number as the lectures print it: integers without decimals, others to 2 places."""
-    return f"{int(round(v))}" if float(v).is_integer() else f"{v:.2f}"
-
-
-def _square_axes(fig, row=None, col=None):
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", row=row, col=col)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x" if row is None else None, constrain="domain", row=row, col=col)
-
-
-def _heatmap(values, *, signed, colorscale=None, showscale=False, text=True, zmin=None, zmax=None):
-    v = np.asarray(values, dtype=float)
-    kw = dict(z=v, showscale=showscale, xgap=1, ygap=1, hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
-    if signed:
-        m = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 1.0
-        kw.update(colorscale=colorscale or DIVERGING, zmid=0, zmin=-(m or 1), zmax=m or 1)
-    else:
-        kw.update(colorscale=colorscale or "gray", zmin=zmin, zmax=zmax)
-    if text:
-        kw.update(text=[[("" if np.isnan(x) else _fmt(x)) for x in row] for row in v],
-                  texttemplate="%{text}", textfont=dict(size=16))
-    return go.Heatmap(**kw)
 
 
 def matrix(values, *, title=None, signed=None, colorscale=None) -> go.Figure:

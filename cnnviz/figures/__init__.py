@@ -1,0 +1,11 @@
+"""Plotly figure builders: take data, return a styled ``go.Figure``, never show it.
+
+One module per chapter topic; everything public is re-exported here, so
+``from cnnviz import figures; figures.kernel_gallery(...)`` works. Every figure
+is interactive with no kernel (sliders and buttons switch between precomputed
+states), so the static book keeps what the live widgets do.
+"""
+from cnnviz.figures.filtering import (DISPLAY_FOR_PRESET, conv_steps, heatmap, kernel_gallery, matrices, matrix,
+                                      rgb_channels)
+
+__all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET"]
