@@ -2,7 +2,7 @@
 
 Importing cnnviz does nothing but define names: no seeding, no warnings
 filters, no device probing and no ipywidgets import. Submodules load on first
-use (``cnnviz.conv``, ``cnnviz.data``, ``cnnviz.kernels``, ``cnnviz.plot``,
+use (``cnnviz.conv``, ``cnnviz.layers``, ``cnnviz.receptive_field``, ``cnnviz.data``, ``cnnviz.kernels``, ``cnnviz.plot``,
 ``cnnviz.figures``, ``cnnviz.widgets``).
 """
 from importlib import import_module
@@ -10,9 +10,11 @@ from importlib import import_module
 from cnnviz.runtime import device, seed
 
 __version__ = "0.1.0"
-__all__ = ["device", "seed", "conv", "data", "kernels", "imaging", "plot", "figures", "widgets", "exercises"]
+__all__ = ["device", "seed", "conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures",
+           "widgets", "exercises"]
 
-_SUBMODULES = {"conv", "data", "kernels", "imaging", "plot", "figures", "widgets", "exercises"}
+_SUBMODULES = {"conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures", "widgets",
+               "exercises"}
 
 
 def __getattr__(name):

@@ -20,13 +20,15 @@ from cnnviz.conv import _as_array, _check_int, output_size
 __all__ = [
     "same_padding", "conv_output_shape", "conv_params", "conv_macs", "dense_params",
     "check_budget", "conv_volume", "ConvTrace", "conv_trace", "ConvTraceValues",
-    "conv_trace_values", "pool2d", "PoolTrace", "pool_trace", "MAX_MACS", "MAX_SIDE",
+    "conv_trace_values", "pool2d", "PoolTrace", "pool_trace", "MAX_MACS", "MAX_SIDE", "MAX_TRACE",
 ]
 
 #: The educational functions below refuse layers needing more multiply–accumulates than this.
 MAX_MACS = 50_000_000
 #: ... and inputs with a side longer than this (explorers must refuse n = 10,000, not freeze).
 MAX_SIDE = 2048
+#: ``conv_trace`` lists at most this many products (C_in·f·f) for one output cell.
+MAX_TRACE = 100_000
 
 _POOL_MODES = ("max", "avg")
 
@@ -311,9 +313,9 @@ def conv_trace(x_shape, w_shape, out_index, padding=0, stride=1, dilation=1) -> 
     _check_side("The input", (h, w))
     p, s, d, h_out, w_out = _geometry((c_in, h, w), w_shape, padding, stride, dilation)
     taps = c_in * kh * kw
-    if taps > MAX_MACS:
+    if taps > MAX_TRACE:
         raise ValueError(
-            f"One output cell needs {taps:,} products, more than the {MAX_MACS:,} this educational "
+            f"One output cell needs {taps:,} products, more than the {MAX_TRACE:,} this educational "
             "code traces; choose fewer channels or a smaller kernel."
         )
     o, i, j = _check_index("out_index", out_index, (c_out, h_out, w_out), "(o, i, j)")
@@ -331,7 +333,7 @@ def conv_trace(x_shape, w_shape, out_index, padding=0, stride=1, dilation=1) -> 
                      window, tuple(padded), tuple(original), tuple(kernel))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields, not traces
 class ConvTraceValues:
     """The arithmetic of one output cell: ``total = channel_sums.sum() + bias``.
 
@@ -360,13 +362,17 @@ def conv_trace_values(x, w, b, out_index, padding=0, stride=1, dilation=1) -> Co
     o, i, j = trace.out_index
     p, s, d = trace.padding, trace.stride, trace.dilation
     kh, kw = w.shape[2:]
-    padded = np.pad(x, ((0, 0), (p, p), (p, p)))
-    inputs = padded[:, i * s: i * s + d * (kh - 1) + 1: d, j * s: j * s + d * (kw - 1) + 1: d]  # (C_in, kh, kw)
+    rows = i * s + d * np.arange(kh) - p  # the window's rows and columns in unpadded coordinates
+    cols = j * s + d * np.arange(kw) - p
+    u = np.flatnonzero((rows >= 0) & (rows < x.shape[1]))[:, None]  # kernel rows on real pixels
+    v = np.flatnonzero((cols >= 0) & (cols < x.shape[2]))[None, :]
+    inputs = np.zeros((x.shape[0], kh, kw))  # (C_in, kh, kw); cells in the padding stay 0
+    inputs[:, u, v] = x[:, rows[u], cols[v]]
     weights = w[o]  # (C_in, kh, kw)
     products = inputs * weights
     channel_sums = products.sum(axis=(1, 2))  # (C_in,)
     bias = 0.0 if b is None else float(b[o])
-    return ConvTraceValues(trace, inputs.copy(), weights.copy(), products, channel_sums,
+    return ConvTraceValues(trace, inputs, weights.copy(), products, channel_sums,
                            bias, float(channel_sums.sum() + bias))
 
 
@@ -426,7 +432,7 @@ def pool2d(x, f, s=None, p=0, mode="max") -> np.ndarray:
     return out[0] if was_2d else out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields, not traces
 class PoolTrace:
     """One pooled cell: its window, the values there, the result and (max) the winning cell.
 

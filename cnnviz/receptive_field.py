@@ -17,7 +17,8 @@ of the window a randomly initialised network really uses (Luo et al. 2016,
 "Understanding the effective receptive field in deep convolutional neural networks").
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from numbers import Real
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -97,7 +98,8 @@ PRESETS: Dict[str, Tuple[Layer, ...]] = {
     ),
     "VGG block": (Layer("conv", 3, 1, 1, name="conv1"), Layer("conv", 3, 1, 1, name="conv2"),
                   Layer("maxpool", 2, 2, name="pool")),
-    # the original paper's 227×227 input, no padding in conv1 (torchvision pads 2: same field)
+    # conv1 without padding needs a 227×227 input for its 55×55 output (the paper says 224, which
+    # gives 54×54); torchvision pads 2 on 224 instead. Padding moves the field, not its size.
     "AlexNet conv1–pool2": (Layer("conv", 11, 4, 0, name="conv1"), Layer("maxpool", 3, 2, name="pool1"),
                             Layer("conv", 5, 1, 2, name="conv2"), Layer("maxpool", 3, 2, name="pool2")),
     "LeNet-5 conv–pool": (Layer("conv", 5, name="C1"), Layer("avgpool", 2, 2, name="S2"),
@@ -265,15 +267,15 @@ def as_torch(layers, channels=1, *, in_channels=None, weight=None, generator=Non
     Every convolution outputs ``channels`` maps; the first one reads
     ``in_channels`` (default ``channels``). Weights are all equal to ``weight``,
     or, with ``weight=None``, Kaiming-normal (std sqrt(2 / fan_in), He et al.
-    2015) drawn from ``generator`` (a ``torch.Generator``; torch's global RNG
-    is never touched). Biases are zero. ``relu=True`` puts an ``nn.ReLU`` after
+    2015) drawn from ``generator`` (a ``torch.Generator``, default one seeded
+    with 0; torch's global RNG is never touched). Biases are zero. ``relu=True`` puts an ``nn.ReLU`` after
     every convolution except a final one. ``max_as_avg=True`` replaces max by
     average pooling (same window, but every pixel of it gets gradient).
     """
     layers = _check_layers(layers)
     channels = _check_int("channels", channels, 1)
     c = channels if in_channels is None else _check_int("in_channels", in_channels, 1)
-    if weight is not None and not (isinstance(weight, (int, float)) and np.isfinite(weight)):
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, Real) or not np.isfinite(weight)):
         raise ValueError(f"weight must be a finite number or None (random), got {weight!r}.")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
@@ -364,24 +366,27 @@ def effective_receptive_field(layers, input_size, *, channels=8, seed=0, relu=Tr
 class ERFStats:
     """Summary of an ERF map, in input pixels.
 
-    ``peak``: (row, col) of the largest value; ``centroid`` and ``std``:
-    (row, col) mean and standard deviation of the map read as a distribution
-    (the "mass" is the sum of its values); ``radius``: the smallest half-width
-    h such that the (2h+1) × (2h+1) square centred on the peak holds at least
+    ``centroid`` and ``std``: (row, col) mean and standard deviation of the map
+    read as a distribution (its "mass" is the sum of its values); ``peak``:
+    (row, col) of the largest value; ``radius``: the smallest half-width h such
+    that the (2h+1) × (2h+1) square centred on ``centre`` holds at least
     ``fraction`` of the mass.
     """
-    peak: Tuple[int, int]
     centroid: Tuple[float, float]
     std: Tuple[float, float]
+    peak: Tuple[int, int]
+    centre: Tuple[int, int]
     radius: int
     fraction: float
 
 
-def erf_stats(erf, fraction=0.95) -> ERFStats:
-    """Peak, centroid, standard deviation and mass radius of a non-negative (H, W) map.
+def erf_stats(erf, fraction=0.95, centre=None) -> ERFStats:
+    """Centroid, standard deviation, peak and mass radius of a non-negative (H, W) map.
 
-    The chapter compares ``2·radius + 1`` (the square holding ``fraction`` of
-    the gradient mass) and ``std`` with the theoretical receptive field ``r``.
+    ``centre`` (row, col) defaults to the rounded centroid (steadier than the
+    peak of a noisy map); pass the unit's theoretical centre to measure around it.
+    The chapter compares ``2·radius + 1`` and ``std`` with the theoretical
+    receptive field ``r`` (a uniform window of r pixels has std r/√12).
     """
     erf = np.asarray(erf, dtype=np.float64)
     if erf.ndim != 2 or erf.size == 0:
@@ -391,14 +396,24 @@ def erf_stats(erf, fraction=0.95) -> ERFStats:
     mass = erf.sum()
     if mass == 0:
         raise ValueError("erf is all zeros: there is no gradient mass to describe.")
-    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+    if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}.")
     rows, cols = np.indices(erf.shape)
-    pr, pc = np.unravel_index(np.argmax(erf), erf.shape)
     mr, mc = (erf * rows).sum() / mass, (erf * cols).sum() / mass
     sr = np.sqrt((erf * (rows - mr) ** 2).sum() / mass)
     sc = np.sqrt((erf * (cols - mc) ** 2).sum() / mass)
-    ring = np.maximum(np.abs(rows - pr), np.abs(cols - pc))  # Chebyshev distance to the peak
+    pr, pc = np.unravel_index(np.argmax(erf), erf.shape)
+    if centre is None:
+        cr, cc = int(round(mr)), int(round(mc))
+    else:
+        try:
+            cr, cc = (_check_int(name, v, 0) for name, v in zip(("centre row", "centre column"), centre))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"centre must be (row, col) inside the map; {err}") from None
+        if cr >= erf.shape[0] or cc >= erf.shape[1]:
+            raise ValueError(f"centre {tuple(centre)} is outside the {erf.shape[0]}×{erf.shape[1]} map.")
+    ring = np.maximum(np.abs(rows - cr), np.abs(cols - cc))  # Chebyshev distance to the centre
     inside = np.cumsum(np.bincount(ring.ravel(), weights=erf.ravel()))  # mass within half-width h
     radius = int(np.searchsorted(inside, fraction * mass * (1 - 1e-12)))
-    return ERFStats((int(pr), int(pc)), (float(mr), float(mc)), (float(sr), float(sc)), radius, float(fraction))
+    return ERFStats((float(mr), float(mc)), (float(sr), float(sc)), (int(pr), int(pc)), (cr, cc),
+                    radius, float(fraction))

@@ -153,3 +153,40 @@ def test_conv_steps_slider_moves_the_window(server, browser):
         assert errors == []
     finally:
         page.close()
+
+
+_STATE = """(gd) => JSON.stringify([gd._fullData.map(t => [t.visible, t.source ? t.source.length + t.source.slice(-64) : null,
+                                                     t.z ? JSON.stringify(t.z).length : null]),
+                            gd.layout.shapes, (gd.layout.annotations || []).map(a => a.text)])"""
+
+
+def _chapter_pages():
+    return [p for p in _pages() if p.startswith("book/") and p[5:7].isdigit()]
+
+
+@pytest.mark.parametrize("page_path", _chapter_pages() or ["book/01_convolution.html"])
+def test_every_slider_in_a_chapter_changes_its_figure(server, browser, page_path):
+    """Scrub each static explorer with no kernel: moving any visible slider must change the picture."""
+    page, errors, _ = _open(browser, f"{server}/{page_path}")
+    try:
+        plots = page.locator("div.js-plotly-plot")
+        scrubbed = 0
+        for index in range(plots.count()):
+            gd = plots.nth(index)
+            rails = gd.locator(".slider-rail-rect")
+            for k in range(rails.count()):
+                rail = rails.nth(k)
+                if not rail.is_visible():
+                    continue  # a slider of another setting, hidden by the figure's menu
+                before = gd.evaluate(_STATE)
+                rail.scroll_into_view_if_needed()
+                box = rail.bounding_box()
+                page.mouse.click(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
+                page.wait_for_timeout(300)
+                assert gd.evaluate(_STATE) != before, f"{page_path}: figure {index}, slider {k} changed nothing"
+                scrubbed += 1
+        assert errors == []
+        if page_path.endswith(("01_convolution.html", "02_padding_stride_pooling.html", "03_receptive_field.html")):
+            assert scrubbed >= 1, f"{page_path} has no interactive figure"
+    finally:
+        page.close()
