@@ -35,9 +35,9 @@ $(VENV)/ipywidgets7/.done: $(STAMP)
 install: $(STAMP)
 
 # The execution cache keys on each chapter's code only: when cnnviz itself
-# changes, every chapter must run again.
+# changes, every chapter must be read and run again.
 _build/.cnnviz-sources: $(PKG_SOURCES)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
 	mkdir -p _build && touch $@
 
 $(PY):

@@ -5,7 +5,11 @@ One module per chapter topic; everything public is re-exported here, so
 is interactive with no kernel (sliders and buttons switch between precomputed
 states), so the static book keeps what the live widgets do.
 """
+from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_explorer_figure, conv_frames
 from cnnviz.figures.filtering import (DISPLAY_FOR_PRESET, conv_steps, heatmap, kernel_gallery, matrices, matrix,
                                       rgb_channels)
+from cnnviz.figures.receptive import erf_figure, erf_image, growth_chart, receptive_field_figure, rf_overlay
 
-__all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET"]
+__all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET",
+           "conv_frames", "conv_arithmetic_text", "conv_explorer_figure",
+           "rf_overlay", "growth_chart", "erf_image", "receptive_field_figure", "erf_figure"]

@@ -129,9 +129,9 @@ def _text_patch(text, size):
         ascent, descent = size, 0
     im = Image.new("L", (max(1, right - left + 2), ascent + descent + 2), 255)
     ImageDraw.Draw(im).text((1 - left, 1), text, font=font, fill=0)
-    patch = (np.asarray(im, dtype=np.uint16) * 15 + 127) // 255
-    patch.flags.writeable = False
-    return patch.astype(np.uint8)
+    patch = ((np.asarray(im, dtype=np.uint16) * 15 + 127) // 255).astype(np.uint8)
+    patch.flags.writeable = False  # cached and shared: nobody may draw into it
+    return patch
 
 
 def _text_size(text, size):
@@ -223,7 +223,7 @@ class _Layout:
     output: tuple  # (x0, y0) of the front output map
     back: tuple  # ((x0, y0), ...) of the maps behind it, back to front
     labels: tuple  # ((text, size, x, y, anchor), ...) drawn once
-    position: tuple  # (x, y, width): where each frame names its output cell
+    position: tuple  # (x, y): where each frame names its output cell
 
 
 def _layout(n, f, p=0, s=1, d=1, c_in=1, c_out=1, cell=28, font_size=None):
@@ -234,7 +234,8 @@ def _layout(n, f, p=0, s=1, d=1, c_in=1, c_out=1, cell=28, font_size=None):
                          f"draws at most {MAX_DRAWN_SIDE}×{MAX_DRAWN_SIDE}. Choose a smaller n or less padding.")
     if h_out * w_out > MAX_FRAMES:
         raise ValueError(f"This setting has {h_out * w_out:,} output positions ({h_out}×{w_out}); the "
-                         f"animation draws at most {MAX_FRAMES:,}. Choose a smaller n, a larger stride or less padding.")
+                         f"animation draws at most {MAX_FRAMES:,}. Choose a smaller n, a larger stride or "
+                         "less padding.")
     c = int(cell)
     if c < 6:
         raise ValueError(f"cell must be at least 6 pixels, got {cell!r}.")
@@ -294,7 +295,7 @@ def _layout(n, f, p=0, s=1, d=1, c_in=1, c_out=1, cell=28, font_size=None):
     bottom = oy + h_out * c + line
     for r, t in enumerate(below_out):
         labels.append((t, fs, centre_out, bottom + gap + line_h * (r + 0.5), "center"))
-    position = (centre_out, bottom + gap + line_h * (len(below_out) + 0.5), out_w)
+    position = (centre_out, bottom + gap + line_h * (len(below_out) + 0.5))
     x += out_w
 
     low = max(mid + grid_in / 2 + gap + line_h * len(below_in), bottom + gap + line_h * (len(below_out) + 1))
@@ -369,7 +370,7 @@ def _frames_indexed(lay):
     t = max(2, c // 8)
     done = _background(lay)
     ox, oy = lay.output
-    px, py, pw = lay.position
+    px, py = lay.position
     c_in = lay.c_in
     x_shape, w_shape = (c_in, lay.n, lay.n), (lay.c_out, c_in, f, f)
     for i in range(lay.h_out):
@@ -403,7 +404,23 @@ def _png(indexed, compress_level):
     return buf.getvalue()
 
 
-def conv_frames(n, f, p=0, s=1, d=1, c_in=1, c_out=1, *, cell=28, font_size=None) -> list:
+def _fitted_layout(n, f, p, s, d, c_in, c_out, cell, font_size, max_size):
+    """``_layout`` with the largest cell size ≤ ``cell`` whose picture fits ``max_size`` (height, width)."""
+    lay = _layout(n, f, p, s, d, c_in, c_out, cell, font_size)
+    if max_size is None:
+        return lay
+    max_h, max_w = max_size
+    fs = lay.font  # the text keeps its size (readable), only the cells shrink
+    c = int(cell)
+    while c > 6 and (lay.height > max_h or lay.width > max_w):
+        # the picture grows about linearly with the cell size: jump close, then step down
+        shrink = min(max_h / lay.height, max_w / lay.width)
+        c = max(6, min(c - 1, int(c * shrink)))
+        lay = _layout(n, f, p, s, d, c_in, c_out, c, fs)
+    return lay
+
+
+def conv_frames(n, f, p=0, s=1, d=1, c_in=1, c_out=1, *, cell=28, font_size=None, max_size=None) -> list:
     """One picture per output position of a convolution layer, as uint8 RGB arrays (H, W, 3).
 
     Frame ``k`` shows output cell ``divmod(k, W_out)`` being computed. Left:
@@ -416,24 +433,25 @@ def conv_frames(n, f, p=0, s=1, d=1, c_in=1, c_out=1, *, cell=28, font_size=None
     green, the current one blue; with C_out > 1 the other output maps stack
     behind it (at most four drawn). ``p``: a number, ``"valid"`` or ``"same"``;
     ``cell``: pixels per grid cell; ``font_size``: label size in pixels
-    (default 0.7·cell, at least 12).
+    (default 0.7·cell, at least 12); ``max_size``: (height, width) in pixels
+    the picture must fit, by drawing smaller cells (down to 6 pixels).
 
     Raises ``ValueError`` (a sentence with the numbers) when the kernel does
     not fit, or when the picture would be too big (more than ``MAX_FRAMES``
     positions or a padded side over ``MAX_DRAWN_SIDE``).
     """
-    lay = _layout(n, f, p, s, d, c_in, c_out, cell, font_size)
+    lay = _fitted_layout(n, f, p, s, d, c_in, c_out, cell, font_size, max_size)
     return [PALETTE[idx] for idx in _frames_indexed(lay)]
 
 
-def conv_frame_pngs(n, f, p=0, s=1, d=1, c_in=1, c_out=1, *, cell=28, font_size=None,
+def conv_frame_pngs(n, f, p=0, s=1, d=1, c_in=1, c_out=1, *, cell=28, font_size=None, max_size=None,
                     compress_level=1) -> list:
     """``conv_frames`` encoded as palette PNGs (bytes), ready for an ``ipywidgets.Image``.
 
     Level 1 (the default) is fast enough to encode hundreds of frames at
     once; level 9 makes the smallest files for pages that embed them.
     """
-    lay = _layout(n, f, p, s, d, c_in, c_out, cell, font_size)
+    lay = _fitted_layout(n, f, p, s, d, c_in, c_out, cell, font_size, max_size)
     return [_png(idx, compress_level) for idx in _frames_indexed(lay)]
 
 
@@ -479,31 +497,44 @@ def conv_explorer_figure(settings=None, *, title=None, cell=22) -> go.Figure:
     texts = [conv_arithmetic_text(**kw) for _, kw in entries]
 
     fig = go.Figure()
-    sliders = []
+    frames, sliders, players = [], [], []
+    still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     for k, ((label, kw), lay) in enumerate(zip(entries, layouts)):
-        uris = []
-        for idx in _frames_indexed(lay):
+        names = []
+        for pos, idx in enumerate(_frames_indexed(lay)):
             canvas = np.full((height, width), WHITE, dtype=np.uint8)  # every setting on the same canvas size
             canvas[:idx.shape[0], :idx.shape[1]] = idx
-            uris.append(_uri(_png(canvas, 9)))
-        fig.add_trace(go.Image(source=uris[0], name=label, visible=k == 0, hoverinfo="skip"))
-        steps = [dict(method="restyle", label=f"({pos // lay.w_out}, {pos % lay.w_out})",
-                      args=[{"source": [u]}, [k]]) for pos, u in enumerate(uris)]
-        sliders.append(dict(active=0, visible=k == 0, steps=steps, pad=dict(t=10, l=10), len=1.0, x=0,
-                            currentvalue=dict(prefix="output cell (row, col): ", font=dict(size=16)),
+            uri = _uri(_png(canvas, 9))
+            if pos == 0:
+                fig.add_trace(go.Image(source=uri, name=label, visible=k == 0, hoverinfo="skip"))
+            names.append(f"{k}:{pos}")
+            frames.append(go.Frame(name=names[-1], data=[go.Image(source=uri)], traces=[k]))
+        # one slider and one play button per setting; the menu shows the chosen setting's pair
+        steps = [dict(method="animate", label=f"({pos // lay.w_out}, {pos % lay.w_out})", args=[[name], still])
+                 for pos, name in enumerate(names)]
+        sliders.append(dict(active=0, visible=k == 0, steps=steps, pad=dict(t=10), len=0.84, x=0.16,
+                            currentvalue=dict(prefix="output cell (row, col): ", font=dict(size=16, color="#222")),
                             font=dict(color="rgba(0,0,0,0)")))  # one tick label per cell would overlap
+        play = dict(frame=dict(duration=450, redraw=True), transition=dict(duration=0), fromcurrent=True,
+                    mode="immediate")
+        players.append(dict(type="buttons", direction="left", visible=k == 0, showactive=False, x=0, y=0,
+                            xanchor="left", yanchor="top", pad=dict(t=38), font=dict(size=15),
+                            buttons=[dict(label="▶", method="animate", args=[names, play]),
+                                     dict(label="❚❚", method="animate", args=[[None], still])]))
+    fig.frames = frames
     text_lines = max(t.count("<br>") + 1 for t in texts)
     text_h = 22 * text_lines + 10
     buttons = []
     for k, (label, _) in enumerate(entries):
         relayout = {f"sliders[{m}].visible": m == k for m in range(len(entries))}
+        relayout.update({f"updatemenus[{m + 1}].visible": m == k for m in range(len(entries))})
         relayout["annotations[0].text"] = texts[k]
         buttons.append(dict(label=label, method="update",
                             args=[{"visible": [m == k for m in range(len(entries))]}, relayout]))
     fig.update_layout(
         sliders=sliders,
-        updatemenus=[dict(type="dropdown", buttons=buttons, active=0, x=0, y=1, xanchor="left", yanchor="bottom",
-                          pad=dict(b=text_h + 6), showactive=True, font=dict(size=15))],
+        updatemenus=[dict(type="dropdown", buttons=buttons, active=0, x=1, y=1, xanchor="right", yanchor="bottom",
+                          pad=dict(b=text_h + 6), showactive=True, font=dict(size=15))] + players,
         annotations=[dict(text=texts[0], x=0, y=1, xref="paper", yref="paper", xanchor="left", yanchor="bottom",
                           align="left", showarrow=False, font=dict(size=14))],
     )

@@ -145,7 +145,9 @@ def _draw_overlay(bright, dim, zoom, rect, centre, line=3):
         out[t:b, l:r] = bright[t:b, l:r]
         _frame(out, rect, zoom, line, OUTLINE)
     cy, cx = (centre[0] + 0.5) * zoom, (centre[1] + 0.5) * zoom  # pixel p spans [p·zoom, (p+1)·zoom)
-    _disk(out, cy, cx, max(4.0, 1.3 * line, 0.35 * zoom), (230, 30, 30))
+    side = 3 * zoom if rect is None else min(rect[2] - rect[0] + 1, rect[3] - rect[1] + 1) * zoom
+    radius = min(max(0.12 * side, 1.5, 0.3 * zoom), max(5.0, 1.5 * line))  # small enough to leave the field visible
+    _disk(out, cy, cx, radius, (230, 30, 30), ring_width=1.5 if radius < 3 else 2)
     return out
 
 
@@ -173,88 +175,106 @@ def rf_overlay(photo, layers, layer_index, i, j, *, zoom=1, line=3) -> np.ndarra
 
 # ----------------------------------------------------------------------------- growth per layer
 
-@functools.lru_cache(maxsize=8)
-def _font(size):
+@functools.lru_cache(maxsize=16)
+def _font(size, bold=False):
+    """(font, times sign): a system sans-serif if there is one (DejaVu, Liberation: they have "×"),
+    else Pillow's own scalable font (Pillow ≥ 10.1), whose missing "×" is written "x"."""
+    for name in (("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf") if bold else ()) + (
+            "DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf"):
+        try:
+            return ImageFont.truetype(name, size), "×"
+        except OSError:
+            continue
     try:
-        return ImageFont.load_default(size=size)  # a scalable font (Pillow ≥ 10.1 with FreeType)
-    except (TypeError, OSError, ImportError):
-        return ImageFont.load_default()
+        return ImageFont.load_default(size=size), "x"
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType: a small bitmap font
+        return ImageFont.load_default(), "x"
 
 
-def _text_width(draw, text, font):
-    return draw.textlength(text, font=font)
-
-
-def growth_chart(layers, *, input_size=None, highlight=None, width=760, font_size=22) -> np.ndarray:
+def growth_chart(layers, *, input_size=None, highlight=None, width=800, font_size=22) -> np.ndarray:
     """A table-like bar chart of the receptive field per layer, drawn with PIL: uint8 (H, width, 3).
 
     One row per layer, input first: index, name, window ("3×3 s2 p1"),
     output size (when ``input_size`` = side or (H, W) is given), and a bar as
     long as the receptive field ``r`` with "r … · jump …" written beside it.
     A dashed line marks the input width, so the bars read as "how much of the
-    image one unit sees". Row ``highlight`` (a layer index, 0 = input) is
-    drawn in amber. The height follows from the number of layers.
+    image one unit sees" (when the input is over 4 times the largest field, the
+    bars are scaled to that field instead, and the footer says so). Row ``highlight`` (a layer index, 0 = input) is
+    drawn in amber and bold. The height follows from the number of layers.
     """
     rows = receptive_field(layers)
     sizes = None
     if input_size is not None:
         sizes = layer_sizes(layers, (input_size, input_size) if np.isscalar(input_size) else input_size)
-    font, small = _font(font_size), _font(max(12, round(font_size * 0.8)))
-    pad, row_h = round(font_size * 0.7), round(font_size * 1.75)
-    head_h = round(font_size * 1.6)
+    (font, times), (bold, _) = _font(font_size), _font(font_size, bold=True)
+    small, _ = _font(max(12, round(font_size * 0.8)))
+    small_bold, _ = _font(max(12, round(font_size * 0.8)), bold=True)
+    pad, row_h, head_h = round(font_size * 0.7), round(font_size * 1.75), round(font_size * 1.6)
+    gap = round(font_size * 0.9)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     cells = []
     for k, row in enumerate(rows):
         layer = row.layer
         name = "input" if layer is None else (layer.name or layer.kind)
-        spec = "" if layer is None else layer_spec(layer)
+        spec = "" if layer is None else layer_spec(layer).replace("×", times)
         if layer is not None and layer.name and layer.kind != "conv":
-            spec = f"{layer.kind[:3]} {spec}"  # named pooling layers say that they pool
-        out = "" if sizes is None else f"{sizes[k][0]}×{sizes[k][1]}"
+            spec = f"{layer.kind[:3]} {spec}"  # a named pooling layer says that it pools
+        out = "" if sizes is None else f"{sizes[k][0]}{times}{sizes[k][1]}"
         cells.append((str(k), name, spec, out, f"r {row.r} · jump {row.j}"))
-    heads = ("#", "layer", "window", "output" if sizes is not None else "", "receptive field r (input px)")
-    col_w = [max(_text_width(probe, c[n], font) for c in cells + [heads]) if n < 4 else 0 for n in range(5)]
-    col_w[0] = max(col_w[0], _text_width(probe, "00", font))
-    gap = round(font_size * 0.9)
+    heads = ("#", "layer", "window", "output" if sizes is not None else "", "receptive field (input pixels)")
+    col_w = [max(probe.textlength(c[n], font=bold) for c in cells + [heads]) for n in range(4)]
     x = [pad]
     for n in range(4):
         x.append(x[-1] + col_w[n] + (gap if col_w[n] else 0))
     bar_x0 = x[4]
-    note_w = _text_width(probe, max((c[4] for c in cells), key=len), small)
+    note_w = max(probe.textlength(c[4], font=small_bold) for c in cells)
     bar_w = max(width - bar_x0 - pad - note_w - gap // 2, 120)
     width = max(width, int(bar_x0 + bar_w + note_w + gap // 2 + pad))
     n_in = None if sizes is None else sizes[0][1]
-    r_max = max([row.r for row in rows] + ([n_in] if n_in else []))
-    scale = bar_w / r_max
+    r_max = max(row.r for row in rows)
+    on_scale = bool(n_in) and n_in <= 4 * r_max  # else the bars would be slivers: scale to the largest field
+    scale = bar_w / (max(r_max, n_in) if on_scale else r_max)
 
-    height = pad + head_h + row_h * len(rows) + pad
+    top = pad + head_h
+    bottom = top + row_h * len(rows)
+    height = bottom + (row_h if n_in else 0) + pad
     im = Image.new("RGB", (width, height), (255, 255, 255))
     d = ImageDraw.Draw(im)
     for n, text in enumerate(heads):
         if text:
             d.text((x[n], pad + head_h // 2), text, fill=GREY, font=small, anchor="lm")
-    top = pad + head_h
     d.line([(pad, top - 2), (width - pad, top - 2)], fill=(200, 200, 200), width=2)
+    for k in range(len(rows)):
+        if highlight is not None and k == highlight:
+            d.rectangle([pad // 2, top + k * row_h + 1, width - pad // 2, top + (k + 1) * row_h - 2], fill=ROW_ON)
+    if n_in:  # the input width, for scale: a dashed line (drawn first: the numbers cover it), labelled below
+        label = f"input width {n_in}"
+        tw = d.textlength(label, font=small)
+        if on_scale:
+            xi = bar_x0 + round(n_in * scale)
+            for y in range(top, bottom, 12):
+                d.line([(xi, y), (xi, min(y + 6, bottom))], fill=(120, 120, 120), width=2)
+            lx = max(bar_x0, min(xi - tw / 2, width - pad - tw))
+        else:
+            label = f"input width {n_in}: far beyond this scale"
+            lx = bar_x0
+        d.text((lx, bottom + row_h // 2), label, fill=GREY, font=small, anchor="lm")
     for k, (row, c) in enumerate(zip(rows, cells)):
         y0 = top + k * row_h
         yc = y0 + row_h // 2
         on = highlight is not None and k == highlight
-        if on:
-            d.rectangle([pad // 2, y0 + 1, width - pad // 2, y0 + row_h - 2], fill=ROW_ON)
         for n in range(4):
             if c[n]:
-                d.text((x[n], yc), c[n], fill=INK if n else GREY, font=font, anchor="lm")
-        length = max(2, round(row.r * scale))
-        d.rectangle([bar_x0, y0 + row_h * 0.18, bar_x0 + length, y0 + row_h * 0.82], fill=BAR_ON if on else BAR)
-        d.text((bar_x0 + length + gap // 2, yc), c[4], fill=INK, font=small, anchor="lm")
-    if n_in:  # the input width, for scale: dashed
-        xi = bar_x0 + round(n_in * scale)
-        for y in range(top, height - pad, 10):
-            d.line([(xi, y), (xi, min(y + 5, height - pad))], fill=(120, 120, 120), width=2)
-        label = f"input {n_in}"
-        tw = _text_width(d, label, small)
-        d.text((min(xi - tw / 2, width - pad - tw), pad + head_h // 2), label, fill=GREY, font=small, anchor="lm")
+                d.text((x[n], yc), c[n], fill=INK if n else GREY, font=bold if on else font, anchor="lm")
+        length = max(3, round(row.r * scale))
+        d.rectangle([bar_x0, round(y0 + row_h * 0.18), bar_x0 + length, round(y0 + row_h * 0.82)],
+                    fill=BAR_ON if on else BAR)
+        f = small_bold if on else small
+        tx = bar_x0 + length + gap // 2
+        box = d.textbbox((tx, yc), c[4], font=f, anchor="lm")
+        d.rectangle([box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2], fill=ROW_ON if on else (255, 255, 255))
+        d.text((tx, yc), c[4], fill=INK, font=f, anchor="lm")
     return np.asarray(im)
 
 
@@ -360,7 +380,7 @@ def unit_note(layers, layer_index, i, j, input_size) -> str:
     if clipped is None:
         return text + "; it sees only padding"
     ct, cl, cb, cr = clipped
-    text += f"; sees rows {ct}–{cb}, columns {cl}–{cr}"
+    text += f";<br>it sees input rows {ct}–{cb}, columns {cl}–{cr}"
     if (ct, cl, cb, cr) != (t, l, b, r):
         text += f" (its {row.r}×{row.r} window reaches into the padding)"
     return text
@@ -380,8 +400,10 @@ def receptive_field_figure(photo, presets=None, *, title=None, width=320) -> go.
     named = _named(presets)
     if not named:
         raise ValueError("Give at least one preset.")
-    fig = go.Figure()
-    sliders, menus, notes, per_preset = [], [], [], []
+    # One image trace for every preset: the menu and the sliders change its source. (Hiding and
+    # showing one image trace per preset made plotly.js draw a not-yet-loaded image: console errors.)
+    fig = go.Figure(go.Image(hoverinfo="skip", name="photo", xaxis="x", yaxis="y"))
+    sliders, notes, states = [], [], []
     for k, (name, layers) in enumerate(named.items()):
         n = input_size_for(name)
         sizes = layer_sizes(layers, (n, n))
@@ -394,10 +416,9 @@ def receptive_field_figure(photo, presets=None, *, title=None, width=320) -> go.
             rect, centre = _unit_geometry(layers, li, h // 2, w // 2, (n, n))
             uris.append(_jpeg_uri(_draw_overlay(bright, dim, zoom, rect, centre, line)))
             colours.append(["rgb(%d,%d,%d)" % (BAR_ON if m == li else BAR) for m in range(len(rows))])
-            texts.append(f"<b>{name}</b>, input {n}×{n}: " + unit_note(layers, li, h // 2, w // 2, (n, n)))
+            texts.append(f"<b>{name}</b>, input {n}×{n}:<br>" + unit_note(layers, li, h // 2, w // 2, (n, n)))
         last = len(sizes) - 1
-        img_index = len(fig.data)
-        fig.add_trace(go.Image(source=uris[last], name=name, hoverinfo="skip", visible=k == 0, xaxis="x", yaxis="y"))
+        bar_index = len(fig.data)
         fig.add_trace(go.Bar(x=[row.r for row in rows], y=list(range(len(rows))), orientation="h", name=name,
                              marker=dict(color=colours[last]), visible=k == 0, xaxis="x2", yaxis="y2",
                              text=[f"r {row.r} · jump {row.j}" for row in rows], textposition="outside",
@@ -409,39 +430,41 @@ def receptive_field_figure(photo, presets=None, *, title=None, width=320) -> go.
                           showarrow=False, align="left", visible=k == 0, font=dict(size=16)))
         steps = [dict(method="update", label=("input" if li == 0 else rows[li].name), name=str(li),
                       args=[{"source": [uris[li], None], "marker.color": [None, colours[li]]},
-                            {f"annotations[{k}].text": texts[li]}, [img_index, img_index + 1]])
+                            {f"annotations[{k}].text": texts[li]}, [0, bar_index]])
                  for li in range(len(sizes))]
-        sliders.append(dict(steps=steps, active=last, visible=k == 0, pad=dict(t=70), x=0, len=1,
+        sliders.append(dict(steps=steps, active=last, visible=k == 0, pad=dict(t=95), x=0, len=1,
                             currentvalue=dict(prefix=f"{name}: layer ", font=dict(size=18))))
         ticks = [f"{m} {'input' if row.layer is None else row.name}" for m, row in enumerate(rows)]
-        per_preset.append(dict(n=n, rows=rows, ticks=ticks, r_max=max(max(row.r for row in rows), n)))
-
-    def axes_for(k):
-        p = per_preset[k]
-        return {"yaxis2.tickvals": list(range(len(p["rows"]))), "yaxis2.ticktext": p["ticks"],
-                "yaxis2.range": [len(p["rows"]) - 0.5, -0.5], "xaxis2.range": [0, p["r_max"] * 1.45]}
+        image = dict(source=uris[last], x0=0.5 / zoom - 0.5, y0=0.5 / zoom - 0.5, dx=1 / zoom, dy=1 / zoom)  # input px
+        # explicit ranges: plotly.js 4 forgets autorange "reversed" when an update re-autoranges (upside down)
+        axes = {"xaxis.range": [-0.5, n - 0.5], "yaxis.range": [n - 0.5, -0.5],
+                "yaxis2.tickvals": list(range(len(rows))), "yaxis2.ticktext": ticks,
+                "yaxis2.range": [len(rows) - 0.5, -0.5], "xaxis2.range": [0, max(max(row.r for row in rows), n) * 1.45]}
+        states.append(dict(image=image, axes=axes, last=last, colours=colours[last], text=texts[last]))
 
     buttons = []
     for k, name in enumerate(named):
-        visible = [t // 3 == k for t in range(len(fig.data))]
+        st = states[k]
+        restyle = {"visible": [True] + [t // 2 == k for t in range(len(fig.data) - 1)]}
+        restyle.update({key: [value] + [None] * (len(fig.data) - 1) for key, value in st["image"].items()})
+        restyle["marker.color"] = [None] + [st["colours"] if t == 2 * k else None for t in range(len(fig.data) - 1)]
         layout = {f"sliders[{m}].visible": m == k for m in range(len(named))}
         layout.update({f"annotations[{m}].visible": m == k for m in range(len(named))})
-        layout.update(axes_for(k))
-        buttons.append(dict(method="update", label=name, args=[{"visible": visible}, layout]))
-    menus.append(dict(type="dropdown", buttons=buttons, active=0, x=0, y=1.02, xanchor="left", yanchor="bottom",
-                      direction="down", showactive=True, font=dict(size=16)))
+        layout.update({f"sliders[{k}].active": st["last"], f"annotations[{k}].text": st["text"]}, **st["axes"])
+        buttons.append(dict(method="update", label=name, args=[restyle, layout]))
+    fig.data[0].update(**states[0]["image"])
     fig.update_layout(
         xaxis=dict(domain=[0, 0.5], visible=False, constrain="domain"),
-        yaxis=dict(domain=[0, 1], visible=False, scaleanchor="x", autorange="reversed", constrain="domain"),
-        xaxis2=dict(domain=[0.6, 1], anchor="y2", title=dict(text="receptive field r (input pixels)"),
-                    zeroline=False, range=[0, per_preset[0]["r_max"] * 1.45]),
-        yaxis2=dict(domain=[0.08, 0.92], anchor="x2", tickvals=list(range(len(per_preset[0]["rows"]))),
-                    ticktext=per_preset[0]["ticks"], range=[len(per_preset[0]["rows"]) - 0.5, -0.5],
-                    automargin=True),
-        sliders=sliders, updatemenus=menus, annotations=notes, showlegend=False, bargap=0.25,
+        yaxis=dict(domain=[0, 1], visible=False, scaleanchor="x", constrain="domain"),  # row 0 at the top
+        xaxis2=dict(domain=[0.6, 1], anchor="y2", title=dict(text="receptive field r (input pixels)"), zeroline=False),
+        yaxis2=dict(domain=[0.08, 0.92], anchor="x2", automargin=True),
+        sliders=sliders, annotations=notes, showlegend=False, bargap=0.25,
+        updatemenus=[dict(type="dropdown", buttons=buttons, active=0, x=0, y=1.02, xanchor="left", yanchor="bottom",
+                          direction="down", showactive=True, font=dict(size=16))],
     )
+    fig.plotly_relayout(states[0]["axes"])
     style(fig, title=title, height=720)
-    return fig.update_layout(margin=dict(l=20, r=20, t=110 if title else 80, b=150))
+    return fig.update_layout(margin=dict(l=20, r=20, t=110 if title else 80, b=175))
 
 
 def _stacks_of_3x3(n_max=10):
@@ -471,7 +494,7 @@ def erf_figure(layers_by_name=None, input_size=None, *, trials=8, seed=0, fracti
         input_size = r_max + 2 * max(6, math.ceil(r_max / 3))
     shape = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
     side = min(max(shape), r_max + 2 * max(3, math.ceil(r_max / 6)))
-    names, r, mass, half, uris, notes = list(named), [], [], [], [], []
+    names, r, mass, half, images, uris, notes = list(named), [], [], [], [], [], []
     for name, layers in named.items():
         erf = effective_receptive_field(layers, shape, trials=trials, seed=seed)
         k, i, j = _centre_unit(layers, shape)
@@ -483,12 +506,14 @@ def erf_figure(layers_by_name=None, input_size=None, *, trials=8, seed=0, fracti
         r.append(receptive_field(layers)[-1].r)
         mass.append(w_mass)
         half.append(w_half)
-        uris.append(data_uri(erf_image(erf, layers, side=side, display=display, fraction=fraction)))
-        notes.append(f"<b>{name}</b>: theoretical field <b>{r[-1]}×{r[-1]}</b> px (amber); "
+        images.append(erf_image(erf, layers, side=side, display=display, fraction=fraction))
+        uris.append(data_uri(images[-1]))
+        notes.append(f"<b>{name}</b>: theoretical field <b>{r[-1]}×{r[-1]}</b> px (amber);<br>"
                      f"{round(fraction * 100)} % of the gradient within <b>{w_mass}×{w_mass}</b> px (dashed red), "
-                     f"half within {w_half}×{w_half}; std {std[0]:.1f} px")
+                     f"half within {w_half}×{w_half};<br>standard deviation {std[0]:.1f} px")
     x = list(range(1, len(names) + 1))
     last = len(names) - 1
+    im_h, im_w = images[last].shape[:2]  # every map is drawn at the same scale
     fig = go.Figure()
     fig.add_trace(go.Image(source=uris[last], hoverinfo="skip", xaxis="x", yaxis="y", name="ERF"))
     fig.add_trace(go.Scatter(x=x, y=r, mode="lines+markers", name="theoretical r", xaxis="x2", yaxis="y2",
@@ -505,14 +530,15 @@ def erf_figure(layers_by_name=None, input_size=None, *, trials=8, seed=0, fracti
                   args=[{"source": [uris[n], None], "x": [None, [x[n]] * 3], "y": [None, [r[n], mass[n], half[n]]]},
                         {"annotations[0].text": notes[n]}, [0, 4]]) for n, name in enumerate(names)]
     fig.update_layout(
-        xaxis=dict(domain=[0, 0.46], visible=False, constrain="domain"),
-        yaxis=dict(domain=[0, 1], visible=False, scaleanchor="x", autorange="reversed", constrain="domain"),
-        xaxis2=dict(domain=[0.56, 1], anchor="y2", tickvals=x, ticktext=names, title=dict(text="stack")),
+        xaxis=dict(domain=[0, 0.46], visible=False, constrain="domain", range=[-0.5, im_w - 0.5]),
+        yaxis=dict(domain=[0, 1], visible=False, scaleanchor="x", constrain="domain", range=[im_h - 0.5, -0.5]),
+        xaxis2=dict(domain=[0.56, 1], anchor="y2", tickvals=x, title=dict(text="stack (named on the slider)")),
         yaxis2=dict(domain=[0.1, 1], anchor="x2", title=dict(text="width (input pixels)"), rangemode="tozero"),
         legend=dict(x=0.57, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.85)"),
         annotations=[dict(text=notes[last], xref="paper", yref="paper", x=0, y=-0.03, xanchor="left", yanchor="top",
                           showarrow=False, align="left", font=dict(size=16))],
-        sliders=[dict(steps=steps, active=last, pad=dict(t=70), currentvalue=dict(prefix="stack: ", font=dict(size=18)))],
+        sliders=[dict(steps=steps, active=last, pad=dict(t=95),
+                      currentvalue=dict(prefix="stack: ", font=dict(size=18)))],
     )
     style(fig, title=title, height=640)
-    return fig.update_layout(margin=dict(l=20, r=20, t=70 if title else 30, b=150))
+    return fig.update_layout(margin=dict(l=20, r=20, t=70 if title else 30, b=175))

@@ -2,6 +2,8 @@
 
 Importing ``cnnviz.widgets`` is the only place cnnviz imports ipywidgets.
 """
+from cnnviz.widgets.conv_explorer import ConvExplorer
 from cnnviz.widgets.kernel_editor import KernelEditor
+from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
 
-__all__ = ["KernelEditor"]
+__all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer"]
