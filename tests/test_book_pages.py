@@ -108,6 +108,20 @@ def _visible(page, index):
                          "._fullData.map(t => t.visible)")
 
 
+def _scrub(page, gd, rail):
+    """Click near one end of a slider's rail, then near the other if the first click was where the
+    slider already stood; return True when the figure's picture, shapes or text changed."""
+    before = gd.evaluate(_STATE)
+    rail.scroll_into_view_if_needed()
+    box = rail.bounding_box()
+    for fraction in (0.97, 0.03):
+        page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+        if gd.evaluate(_STATE) != before:
+            return True
+    return False
+
+
 def _click_slider_step(page, index, fraction):
     """Click the ``index``-th figure's slider rail at ``fraction`` of its length (a label click is
     intercepted by plotly's touch rectangle, so click by coordinates)."""
@@ -178,15 +192,42 @@ def test_every_slider_in_a_chapter_changes_its_figure(server, browser, page_path
                 rail = rails.nth(k)
                 if not rail.is_visible():
                     continue  # a slider of another setting, hidden by the figure's menu
-                before = gd.evaluate(_STATE)
-                rail.scroll_into_view_if_needed()
-                box = rail.bounding_box()
-                page.mouse.click(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
-                page.wait_for_timeout(300)
-                assert gd.evaluate(_STATE) != before, f"{page_path}: figure {index}, slider {k} changed nothing"
+                assert _scrub(page, gd, rail), f"{page_path}: figure {index}, slider {k} changed nothing"
                 scrubbed += 1
         assert errors == []
         if page_path.endswith(("01_convolution.html", "02_padding_stride_pooling.html", "03_receptive_field.html")):
             assert scrubbed >= 1, f"{page_path} has no interactive figure"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("page_path", ["book/02_padding_stride_pooling.html", "book/03_receptive_field.html"])
+def test_explorer_menus_switch_setting_and_their_slider_scrubs(server, browser, page_path):
+    """Each static explorer's menu picks another setting, whose own slider then moves its picture."""
+    page, errors, _ = _open(browser, f"{server}/{page_path}")
+    try:
+        plots = page.locator("div.js-plotly-plot")
+        menus = 0
+        for index in range(plots.count()):
+            gd = plots.nth(index)
+            if gd.locator(".updatemenu-header-group").count() == 0:
+                continue
+            menus += 1
+            before = gd.evaluate(_STATE)
+            header = gd.locator(".updatemenu-header-group").first
+            header.scroll_into_view_if_needed()
+            header.click()
+            items = gd.locator(".updatemenu-dropdown-button")
+            items.nth(items.count() - 1).click()  # the last setting in the menu
+            page.wait_for_timeout(400)
+            after_menu = gd.evaluate(_STATE)
+            assert after_menu != before, f"{page_path}: figure {index}'s menu changed nothing"
+            rails = [r for r in gd.locator(".slider-rail-rect").all() if r.is_visible()]
+            assert len(rails) == 1, f"{page_path}: figure {index} shows {len(rails)} sliders after the menu"
+            assert _scrub(page, gd, rails[0]), f"{page_path}: figure {index}'s slider is dead after the menu"
+            SHOTS.mkdir(exist_ok=True)
+            gd.screenshot(path=str(SHOTS / f"{page_path.split('/')[-1][:-5]}_{index}.png"))
+        assert menus >= 1, f"{page_path} has no explorer with a menu"
+        assert errors == []
     finally:
         page.close()

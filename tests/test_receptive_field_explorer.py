@@ -167,7 +167,7 @@ def test_moving_the_unit(explorer):
     assert_shows(e)
     t, l, b, r = input_rect(e.layers, 1, 0, 54, (227, 227))
     assert (t, l, b, r) == (0, 216, 10, 226)
-    assert "sees rows 0–10, columns 216–226" in e.note.value
+    assert "sees input rows 0–10, columns 216–226" in e.note.value
     e.set_unit(2, 0, 0)
     assert e.unit == (2, 0, 0)
     assert_shows(e)
