@@ -80,3 +80,11 @@ def test_colab_links_are_derived_from_the_repository_in_config():
     assert url in page
     with pytest.raises(ValueError, match="repository.url"):
         colab_url(SimpleNamespace(html_theme_options={}), "x.ipynb")
+
+
+def test_computed_markdown_tables_render_as_tables():
+    for name, tables in [("01_convolution", 1), ("02_padding_stride_pooling", 2), ("03_receptive_field", 3)]:
+        page = (HTML / "book" / f"{name}.html").read_text(encoding="utf-8")
+        assert page.count("<table") >= tables, f"{name}: a computed Markdown table was not rendered"
+        prose = re.sub(r"<pre.*?</pre>", "", page, flags=re.S)  # the code cells show the table's source
+        assert "|---|" not in prose and "|—|" not in prose, f"{name}: raw Markdown table text on the page"
