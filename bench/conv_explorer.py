@@ -12,12 +12,10 @@ nothing (timings belong here, not in tests/).
 """
 import argparse
 import os
-import platform
-import statistics
-import time
 
 import numpy as np
 
+from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_frame_pngs
 from cnnviz.widgets.conv_explorer import ConvExplorer
 
@@ -32,26 +30,6 @@ SETTINGS = {
 }
 
 
-def _time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ms.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ms), float(np.percentile(ms, 90))
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():
@@ -62,7 +40,7 @@ def main():
 
     print(f"ConvExplorer: drawing every frame of a setting, and switching frames; {args.reps} repetitions per "
           f"drawing row, {args.swaps} per switch row")
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores")
     if hasattr(os, "getloadavg"):  # other work on the machine inflates every row
         print(f"Load average before the run: {os.getloadavg()[0]:.2f} (1 min)")
     print(f"Goal: a frame switch (Python side) ≤ {SWAP_GOAL_MS:.0f} ms p90, so key-to-pixels stays < 100 ms\n")
@@ -90,7 +68,7 @@ def main():
             rows.append(("frame switch (position)", lambda: setattr(ex.position, "value", next(positions)),
                          args.swaps))
             for step, fn, reps in rows:
-                med, p90 = _time(fn, reps)
+                med, p90 = time_ms(fn, reps)
                 mark = ""
                 if step.startswith("frame switch"):
                     ok = p90 <= SWAP_GOAL_MS

@@ -11,13 +11,10 @@ nothing (timings belong here, not in tests/).
 """
 import argparse
 import os
-import platform
-import statistics
-import time
 
-import numpy as np
 import torch
 
+from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.data import load_image
 from cnnviz.imaging import png_bytes, to_gray
 from cnnviz.kernels import PRESETS, filter_image, for_display
@@ -27,26 +24,6 @@ GOAL_MS = 50.0
 KERNELS = {"3×3": "sobel x", "5×5": "gaussian blur 5×5"}
 
 
-def _time(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ms.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ms), float(np.percentile(ms, 90))
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():
@@ -63,7 +40,7 @@ def main():
     dev = editor.device
     print(f"KernelEditor update on the {photo.shape[1]}×{photo.shape[0]} RGB astronaut photo, "
           f"{args.reps} repetitions per row")
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"with {torch.get_num_threads()} threads, device {dev}")
     if hasattr(os, "getloadavg"):  # other work on the machine inflates every row
         print(f"Load average before the run: {os.getloadavg()[0]:.2f} (1 min)")
@@ -95,7 +72,7 @@ def main():
                 ("whole _render (new photo)", render_new_photo),
             ]
             for step, fn in rows:
-                med, p90 = _time(fn, args.reps)
+                med, p90 = time_ms(fn, args.reps)
                 mark = ""
                 if step.startswith("whole"):
                     ok = p90 <= GOAL_MS
@@ -107,7 +84,7 @@ def main():
 
     # the path a person triggers: type in a cell → parse → render (synchronous editor)
     values = iter(["2", "1"] * (args.reps + 10))
-    med, p90 = _time(lambda: setattr(editor.cells[1][0], "value", next(values)), args.reps)
+    med, p90 = time_ms(lambda: setattr(editor.cells[1][0], "value", next(values)), args.reps)
     print(f"{'grayscale':<10} {'3×3':<6} {'cell edit → new output (sync)':<34} {med:>10.1f} {p90:>8.1f}")
     print()
     print(f"{sum(verdicts)}/{len(verdicts)} whole-_render rows meet the goal (p90 ≤ {GOAL_MS:.0f} ms).")

@@ -13,13 +13,11 @@ Prints median and 90th percentile in milliseconds; it asserts nothing
 """
 import argparse
 import os
-import platform
-import statistics
-import time
 
 import numpy as np
 import torch
 
+from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.data import load_image
 from cnnviz.receptive_field import (PRESETS, Layer, effective_receptive_field, gradient_support, input_rect,
                                     input_support, layer_sizes, receptive_field)
@@ -37,26 +35,6 @@ VGG10 = (
 STACKS = {"10×[3×3]": PRESETS["10×[3×3]"], "VGG-16 conv1_1–pool3": VGG10}
 
 
-def _time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ms.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ms), float(np.percentile(ms, 90))
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _update(photo, stack, layer_index, i, j):
@@ -89,7 +67,7 @@ def main():
     photo = load_image("astronaut")  # (512, 512, 3) uint8
     print(f"Receptive-field explorer on the {photo.shape[1]}×{photo.shape[0]} RGB astronaut photo; "
           f"{args.reps} repetitions per fast row, {slow_reps} per slow row")
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"with {torch.get_num_threads()} threads")
     if hasattr(os, "getloadavg"):  # other work on the machine inflates every row
         print(f"Load average before the run: {os.getloadavg()[0]:.2f} (1 min)")
@@ -112,7 +90,7 @@ def main():
              lambda: gradient_support(stack, photo.shape[:2], k, i, j), slow_reps, False),
         ]
         for step, fn, reps, judged in rows:
-            med, p90 = _time(fn, reps)
+            med, p90 = time_ms(fn, reps)
             mark = ""
             if judged:
                 ok = p90 <= UPDATE_GOAL_MS
@@ -124,7 +102,7 @@ def main():
     stack = PRESETS["10×[3×3]"]
     for size, trials, judged in [((128, 128), 1, True), ((128, 128), 8, False), ((512, 512), 1, False)]:
         step = f"effective_receptive_field {size[0]}×{size[1]}, trials={trials}"
-        med, p90 = _time(lambda: effective_receptive_field(stack, size, trials=trials), slow_reps, warmup=1)
+        med, p90 = time_ms(lambda: effective_receptive_field(stack, size, trials=trials), slow_reps, warmup=1)
         mark = ""
         if judged:
             ok = p90 <= ERF_GOAL_MS

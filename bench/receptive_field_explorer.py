@@ -12,13 +12,10 @@ in milliseconds; it asserts nothing (timings belong here, not in tests/).
 """
 import argparse
 import os
-import platform
-import statistics
-import time
 
-import numpy as np
 import torch
 
+from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.data import load_image
 from cnnviz.figures.receptive import _bases, _draw_overlay, _unit_geometry, growth_chart, rf_overlay
 from cnnviz.imaging import jpeg_bytes, png_bytes
@@ -29,26 +26,6 @@ GOAL_MS = 50.0
 ERF_GOAL_MS = 1000.0
 
 
-def _time(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ms.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ms), float(np.percentile(ms, 90))
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():
@@ -66,7 +43,7 @@ def main():
     e = ReceptiveFieldExplorer("10×[3×3]", image=photo, input_size=n, threaded=False)
     print(f"ReceptiveFieldExplorer on the {n}×{n} astronaut photo, stack {len(layers)}×[3×3], "
           f"{args.reps} repetitions per row")
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"with {torch.get_num_threads()} threads")
     if hasattr(os, "getloadavg"):  # other work on the machine inflates every row
         print(f"Load average before the run: {os.getloadavg()[0]:.2f} (1 min)")
@@ -100,7 +77,7 @@ def main():
     verdicts = []
     for row in rows:
         name, fn = row[0], row[1]
-        med, p90 = _time(fn, args.reps)
+        med, p90 = time_ms(fn, args.reps)
         mark = ""
         if len(row) > 2:
             ok = p90 <= GOAL_MS
@@ -117,7 +94,7 @@ def main():
     print(f"{'ERF on stack change (worker thread)':<46} {'median ms':>10} {'p90 ms':>8}")
     print("-" * len(header))
     for name, stack in stacks.items():
-        med, p90 = _time(lambda s=stack: e._render_erf((s, n, e._erf_token)), reps, warmup=1)
+        med, p90 = time_ms(lambda s=stack: e._render_erf((s, n, e._erf_token)), reps, warmup=1)
         mark = "  ok" if p90 <= ERF_GOAL_MS else "  over ~1 s"
         print(f"{name:<46} {med:>10.1f} {p90:>8.1f}{mark}")
     if hasattr(os, "getloadavg"):

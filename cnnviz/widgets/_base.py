@@ -1,9 +1,10 @@
 """What every cnnviz widget shares: latest-request-only rendering, error display, scoped style."""
 import threading
+from contextlib import contextmanager
 
 import ipywidgets as widgets
 
-__all__ = ["LatestOnly", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html"]
+__all__ = ["LatestOnly", "View", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html"]
 
 
 class LatestOnly:
@@ -56,6 +57,50 @@ class LatestOnly:
         """Block until every posted request is rendered; False on timeout."""
         with self._lock:
             return self._lock.wait_for(lambda: self._pending is None and not self._busy, timeout=timeout)
+
+
+class View(widgets.VBox):
+    """What every cnnviz widget does the same way: quiet programmatic updates, and one message line.
+
+    A subclass sets ``self.message`` (an ``HTML`` widget) and may override
+    ``_kept`` (what stays on screen after an error) and ``_error_suffix``.
+    Messages remember their ``source`` (e.g. "cells" for a bad entry), so a
+    later success clears only the message it makes obsolete.
+    """
+
+    _kept = "output"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.last_error = None
+        self._message_source = None
+        self._quiet = 0  # > 0 while code (not a person) sets controls: their callbacks stand still
+
+    @contextmanager
+    def _quietly(self):
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    def _error_suffix(self, err, source) -> str:
+        return ""
+
+    def _show_error(self, err, source="other"):
+        self.last_error = err
+        self._message_source = source
+        text = str(err) if isinstance(err, ValueError) else (
+            f"Unexpected error ({type(err).__name__}: {err}). The last good {self._kept} is kept; "
+            "please report this to the cnnviz issue tracker.")
+        self.message.value = error_html(text + self._error_suffix(err, source))
+
+    def _clear_message(self, source):
+        """Remove the message if it was about ``source`` and that is now fine."""
+        if self._message_source == source:
+            self.message.value = ""
+            self._message_source = None
+            self.last_error = None
 
 
 def guarded(callback, on_error):

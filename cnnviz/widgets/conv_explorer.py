@@ -7,13 +7,12 @@ on ipywidgets 8. Each setting's frames are computed once (on a worker thread,
 newest request only); the play button and the position slider then only swap
 precomputed PNGs, so scrubbing is instant.
 """
-from contextlib import contextmanager
 
 import ipywidgets as widgets
 
 from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_frame_pngs
 from cnnviz.layers import conv_output_shape, same_padding
-from cnnviz.widgets._base import LatestOnly, error_html, guarded, info_html, scoped_style
+from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
 
 __all__ = ["ConvExplorer", "LIMITS"]
 
@@ -42,7 +41,7 @@ def _check_setting(name, value):
     return value
 
 
-class ConvExplorer(widgets.VBox):
+class ConvExplorer(View):
     """Sliders for a convolution layer's n, f, p, s, d, C_in, C_out; an animation of the kernel sliding.
 
     Parameters: the layer (``n`` input size, ``f`` kernel size, ``p`` padding:
@@ -57,6 +56,11 @@ class ConvExplorer(widgets.VBox):
     and the last good picture stays.
     """
 
+    _kept = "picture"
+
+    def _error_suffix(self, err, source):
+        return " The picture shows the last setting that worked." if isinstance(err, ValueError) else ""
+
     def __init__(self, n=5, f=3, p=0, s=1, d=1, c_in=1, c_out=1, *, scale=1.0, threaded=True):
         super().__init__()
         mode = p if isinstance(p, str) else "number"
@@ -65,8 +69,6 @@ class ConvExplorer(widgets.VBox):
         start = {"n": n, "f": f, "p": 0 if isinstance(p, str) else p, "s": s, "d": d, "c_in": c_in, "c_out": c_out}
         for name, value in start.items():
             _check_setting(name, value)
-        self.last_error = None
-        self._quiet = 0  # > 0 while code (not a person) sets controls: their callbacks stand still
         self._shown = ((), 1, None)  # (PNG frames, W_out, settings) of the picture on screen, swapped at once
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
         self._scale = scale
@@ -173,13 +175,6 @@ class ConvExplorer(widgets.VBox):
         return self._renderer.wait(timeout)
 
     # ------------------------------------------------------------------ callbacks
-    @contextmanager
-    def _quietly(self):
-        self._quiet += 1
-        try:
-            yield
-        finally:
-            self._quiet -= 1
 
     def _sync_padding(self):
         """In "valid"/"same" mode the p slider follows f and d (left alone where "same" is impossible)."""
@@ -247,11 +242,4 @@ class ConvExplorer(widgets.VBox):
         self.view.value = pngs[k]
         i, j = divmod(k, w_out)
         self.where.value = f"output cell (row {i}, col {j}): {k + 1} of {len(pngs)}"
-
-    def _show_error(self, err):
-        self.last_error = err
-        text = (f"{err} The picture shows the last setting that worked." if isinstance(err, ValueError) else
-                f"Unexpected error ({type(err).__name__}: {err}). The last picture is kept; "
-                "please report this to the cnnviz issue tracker.")
-        self.message.value = error_html(text)
 

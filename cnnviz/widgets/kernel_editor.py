@@ -5,7 +5,6 @@ A thin view over ``cnnviz.kernels`` (``filter_image``, ``for_display``,
 ipywidgets 7 without a custom widget manager, and on ipywidgets 8.
 """
 import time
-from contextlib import contextmanager
 
 import ipywidgets as widgets
 import numpy as np
@@ -14,7 +13,7 @@ from cnnviz.data import ImageError, image_names, load_image
 from cnnviz.imaging import jpeg_bytes, png_bytes, to_gray
 from cnnviz.kernels import DESCRIPTIONS, DISPLAY_MODES, PRESETS, filter_image, for_display, parse_entry
 from cnnviz.runtime import device as best_device
-from cnnviz.widgets._base import LatestOnly, error_html, guarded, info_html, scoped_style, upload_bytes
+from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes
 
 __all__ = ["KernelEditor"]
 
@@ -22,7 +21,7 @@ CUSTOM = "(custom)"
 _MODE_LABELS = {"clip": "clip to 0–255", "abs": "absolute value", "normalise": "stretch min–max"}
 
 
-class KernelEditor(widgets.VBox):
+class KernelEditor(View):
     """Edit a kernel cell by cell (or pick a preset) and see input and output side by side.
 
     Parameters: ``image`` (an embedded photo's name, a path, bytes or an
@@ -41,9 +40,6 @@ class KernelEditor(widgets.VBox):
         super().__init__()
         self.max_side = int(max_side)
         self.device = device if device is not None else best_device()
-        self.last_error = None
-        self._message_source = None  # "cells" (a bad entry) or "other" (image, render): what the message is about
-        self._quiet = 0  # > 0 while code (not a person) sets controls: their callbacks stand still
         self._written = {}  # (row, col) -> (text, exact value) last written by code, e.g. ("0.1111", 1/9)
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
 
@@ -151,13 +147,6 @@ class KernelEditor(widgets.VBox):
         return self._renderer.wait(timeout)
 
     # ------------------------------------------------------------------ callbacks
-    @contextmanager
-    def _quietly(self):
-        self._quiet += 1
-        try:
-            yield
-        finally:
-            self._quiet -= 1
 
     def _f(self):
         return int(self.size.value[0])
@@ -274,17 +263,4 @@ class KernelEditor(widgets.VBox):
             + f"<br>{source.shape[1]}×{source.shape[0]} px, {ms:.0f} ms")
         self._clear_message("other")
 
-    def _clear_message(self, source):
-        """Remove the message if it was about ``source`` and that is now fine."""
-        if self._message_source == source:
-            self.message.value = ""
-            self._message_source = None
-            self.last_error = None
 
-    def _show_error(self, err, source="other"):
-        self.last_error = err
-        self._message_source = source
-        text = str(err) if isinstance(err, ValueError) else (
-            f"Unexpected error ({type(err).__name__}: {err}). The last good output is kept; "
-            "please report this to the cnnviz issue tracker.")
-        self.message.value = error_html(text)

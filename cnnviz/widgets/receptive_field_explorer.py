@@ -12,7 +12,6 @@ changes, with a "computing…" note meanwhile).
 """
 import math
 import time
-from contextlib import contextmanager
 
 import ipywidgets as widgets
 
@@ -22,7 +21,7 @@ from cnnviz.figures.receptive import (_bases, _draw_overlay, _unit_geometry, erf
 from cnnviz.imaging import jpeg_bytes, png_bytes
 from cnnviz.receptive_field import (PRESETS, Layer, effective_receptive_field, erf_stats, input_rect, layer_sizes,
                                     receptive_field)
-from cnnviz.widgets._base import LatestOnly, error_html, guarded, info_html, scoped_style
+from cnnviz.widgets._base import LatestOnly, View, error_html, guarded, info_html, scoped_style
 
 __all__ = ["ReceptiveFieldExplorer", "MAX_LAYERS", "MAX_INPUT"]
 
@@ -133,7 +132,7 @@ def _erf_macs(layers, m, channels):
     return total
 
 
-class ReceptiveFieldExplorer(widgets.VBox):
+class ReceptiveFieldExplorer(View):
     """Build a stack of layers (or pick a preset), choose a unit, and see its receptive field.
 
     Parameters: ``preset`` (a name from ``cnnviz.receptive_field.PRESETS`` or
@@ -164,9 +163,6 @@ class ReceptiveFieldExplorer(widgets.VBox):
         n = input_size_for(start) if input_size is None else input_size
         self._check(layers, n)  # a bad start is an error for the caller, not a message
         self.channels, self.seed = int(channels), int(seed)
-        self.last_error = None
-        self._message_source = None
-        self._quiet = 0
         self._scale = scale
         self._erf_token = 0
         self._growth_key = None
@@ -314,13 +310,6 @@ class ReceptiveFieldExplorer(widgets.VBox):
     def _px(self, v):
         return f"{round(v * self._scale)}px"
 
-    @contextmanager
-    def _quietly(self):
-        self._quiet += 1
-        try:
-            yield
-        finally:
-            self._quiet -= 1
 
     @staticmethod
     def _check(layers, n):
@@ -521,21 +510,10 @@ class ReceptiveFieldExplorer(widgets.VBox):
             f"{(time.perf_counter() - t0) * 1000:.0f} ms")
 
     # ------------------------------------------------------------------ messages
-    def _clear_message(self, source):
-        if self._message_source == source:
-            self.message.value = ""
-            self._message_source = None
-            self.last_error = None
+    _kept = "picture"
 
-    def _show_error(self, err, source="other"):
-        self.last_error = err
-        self._message_source = source
-        text = str(err) if isinstance(err, ValueError) else (
-            f"Unexpected error ({type(err).__name__}: {err}). The last good picture is kept; "
-            "please report this to the cnnviz issue tracker.")
-        if source == "stack":
-            text += " The pictures still show the last valid stack."
-        self.message.value = error_html(text)
+    def _error_suffix(self, err, source):
+        return " The pictures still show the last valid stack." if source == "stack" else ""
 
     def _show_erf_error(self, err):
         self.last_error = err
