@@ -17,7 +17,7 @@ import torch
 
 from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.data import load_image
-from cnnviz.figures.receptive import _bases, _draw_overlay, _unit_geometry, growth_chart, rf_overlay
+from cnnviz.figures.receptive import overlay_bases, draw_overlay, unit_geometry, growth_chart, rf_overlay
 from cnnviz.imaging import jpeg_bytes, png_bytes
 from cnnviz.receptive_field import PRESETS, Layer
 from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
@@ -50,9 +50,9 @@ def main():
     print(f"Goals: overlay update ≤ {GOAL_MS:.0f} ms (p90); ERF ≤ ~{ERF_GOAL_MS:.0f} ms, off the main thread\n")
 
     zoom, line = e._zoom, e._line
-    bright, dim = _bases(photo, zoom)
-    rect, centre = _unit_geometry(layers, 10, 256, 256, (n, n))
-    drawn = _draw_overlay(bright, dim, zoom, rect, centre, line)
+    bright, dim = overlay_bases(photo, zoom)
+    rect, centre = unit_geometry(layers, 10, 256, 256, (n, n))
+    drawn = draw_overlay(bright, dim, zoom, rect, centre, line)
     units = iter([(k % 11, (37 * k) % n, (91 * k) % n) for k in range(10 * args.reps + 100)])
     rows_iter = iter([v for _ in range(args.reps + 10) for v in (100, 400)])
     layers_iter = iter([v for _ in range(args.reps + 10) for v in (3, 9)])
@@ -62,7 +62,7 @@ def main():
         e._render_overlay((bright, dim, zoom, line, layers, n, k, i, j))
 
     rows = [
-        ("draw on prepared bases (_draw_overlay)", lambda: _draw_overlay(bright, dim, zoom, rect, centre, line)),
+        ("draw on prepared bases (draw_overlay)", lambda: draw_overlay(bright, dim, zoom, rect, centre, line)),
         ("jpeg_bytes of the overlay", lambda: jpeg_bytes(drawn, quality=88)),
         ("overlay update: unit moved", lambda: explorer_request(10), True),
         ("overlay update: layer changed (+ chart)", lambda: explorer_request(next(units)[0]), True),

@@ -9,18 +9,7 @@ import torch.nn.functional as F
 from cnnviz import conv
 from cnnviz.conv import conv2d, output_size
 
-# The lecture's worked examples (cross-correlation, no padding, stride 1).
-LECTURE_IMAGE = [[3, 0, 1, 2, 7, 4],
-                 [1, 5, 8, 9, 3, 1],
-                 [2, 7, 2, 5, 1, 3],
-                 [0, 1, 3, 1, 7, 8],
-                 [4, 2, 1, 6, 2, 8],
-                 [2, 4, 5, 2, 3, 9]]
-VERTICAL_EDGE = [[1, 0, -1]] * 3
-LECTURE_RESULT = [[-5, -4, 0, 8],
-                  [-10, -2, 2, 3],
-                  [0, -2, -4, -7],
-                  [-3, -2, -3, -16]]
+from lecture_examples import LECTURE_IMAGE, LECTURE_RESULT, VERTICAL_EDGE  # (cross-correlation, p = 0, s = 1)
 
 
 def _torch_size(n, f, p, s, d):

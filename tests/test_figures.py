@@ -14,16 +14,10 @@ from cnnviz.conv import conv2d, output_size
 from cnnviz.data import load_image
 from cnnviz.imaging import downscale, to_gray
 from cnnviz.kernels import PRESETS, filter_image, for_display
+from lecture_examples import LECTURE_IMAGE, LECTURE_RESULT, VERTICAL_EDGE
 
 NAMES = list(PRESETS)
-LECTURE_IMAGE = [[3, 0, 1, 2, 7, 4],
-                 [1, 5, 8, 9, 3, 1],
-                 [2, 7, 2, 5, 1, 3],
-                 [0, 1, 3, 1, 7, 8],
-                 [4, 2, 1, 6, 2, 8],
-                 [2, 4, 5, 2, 3, 9]]
-VERTICAL_EDGE = [[1, 0, -1]] * 3
-LECTURE_RESULT = np.array([[-5, -4, 0, 8], [-10, -2, 2, 3], [0, -2, -4, -7], [-3, -2, -3, -16]], dtype=float)
+LECTURE_RESULT = np.array(LECTURE_RESULT, dtype=float)
 
 
 def _decode(source: str) -> np.ndarray:

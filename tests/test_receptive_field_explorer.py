@@ -419,7 +419,7 @@ def test_unexpected_errors_become_a_sentence(monkeypatch, explorer):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(rfe, "_draw_overlay", broken)
+    monkeypatch.setattr(rfe, "draw_overlay", broken)
     explorer.row.value = 3
     assert "Unexpected error (RuntimeError: boom)" in explorer.message.value
 

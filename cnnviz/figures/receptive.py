@@ -24,7 +24,7 @@ from cnnviz.plot import style
 from cnnviz.receptive_field import (PRESETS, Layer, effective_receptive_field, erf_stats, input_rect, layer_sizes,
                                     receptive_field)
 
-__all__ = ["INPUT_SIZES", "input_size_for", "input_photo", "rf_overlay", "growth_chart", "viridis", "erf_view",
+__all__ = ["INPUT_SIZES", "overlay_bases", "unit_geometry", "draw_overlay", "input_size_for", "input_photo", "rf_overlay", "growth_chart", "viridis", "erf_view",
            "erf_image", "layer_spec", "unit_note", "receptive_field_figure", "erf_figure"]
 
 #: The input each preset was designed for (AlexNet: the paper's 227×227, LeNet-5: 32×32 digits); others 224.
@@ -85,7 +85,7 @@ def _zoom(a, zoom):
     return np.array(Image.fromarray(a).resize((w * zoom, h * zoom), Image.Resampling.NEAREST))  # writable
 
 
-def _bases(photo, zoom):
+def overlay_bases(photo, zoom):
     """(bright, dim): the photo enlarged, and a darkened copy for everything outside the field."""
     bright = np.ascontiguousarray(_zoom(to_rgb(photo), zoom))
     dim = (bright * np.float32(_DIM)).astype(np.uint8)
@@ -130,14 +130,14 @@ def _disk(out, cy, cx, radius, fill, ring=(255, 255, 255), ring_width=2):
     patch[d <= radius] = fill
 
 
-def _unit_geometry(layers, layer_index, i, j, input_size):
+def unit_geometry(layers, layer_index, i, j, input_size):
     """(clipped rect or None, (centre row, centre col) in input pixels) of one unit."""
     rect = input_rect(layers, layer_index, i, j, input_size, clip=False)  # raises a sentence if (i, j) is wrong
     clipped = input_rect(layers, layer_index, i, j, input_size, clip=True)
     return clipped, ((rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2)
 
 
-def _draw_overlay(bright, dim, zoom, rect, centre, line=3):
+def draw_overlay(bright, dim, zoom, rect, centre, line=3):
     """The overlay from prepared bases: bright inside ``rect``, dim outside, amber frame, unit marker."""
     out = dim.copy()
     if rect is not None:
@@ -168,9 +168,9 @@ def rf_overlay(photo, layers, layer_index, i, j, *, zoom=1, line=3) -> np.ndarra
     zoom, line = int(zoom), int(line)
     if zoom < 1 or line < 0:
         raise ValueError(f"zoom must be ≥ 1 and line ≥ 0, got zoom={zoom}, line={line}.")
-    rect, centre = _unit_geometry(layers, layer_index, i, j, a.shape[:2])
-    bright, dim = _bases(a, zoom)
-    return _draw_overlay(bright, dim, zoom, rect, centre, line)
+    rect, centre = unit_geometry(layers, layer_index, i, j, a.shape[:2])
+    bright, dim = overlay_bases(a, zoom)
+    return draw_overlay(bright, dim, zoom, rect, centre, line)
 
 
 # ----------------------------------------------------------------------------- growth per layer
@@ -409,12 +409,12 @@ def receptive_field_figure(photo, presets=None, *, title=None, width=320) -> go.
         sizes = layer_sizes(layers, (n, n))
         rows = receptive_field(layers)
         zoom = max(1, width // n)
-        bright, dim = _bases(input_photo(photo, n), zoom)
+        bright, dim = overlay_bases(input_photo(photo, n), zoom)
         line = max(2, round(n * zoom / 160))
         uris, colours, texts = [], [], []
         for li, (h, w) in enumerate(sizes):
-            rect, centre = _unit_geometry(layers, li, h // 2, w // 2, (n, n))
-            uris.append(_jpeg_uri(_draw_overlay(bright, dim, zoom, rect, centre, line)))
+            rect, centre = unit_geometry(layers, li, h // 2, w // 2, (n, n))
+            uris.append(_jpeg_uri(draw_overlay(bright, dim, zoom, rect, centre, line)))
             colours.append(["rgb(%d,%d,%d)" % (BAR_ON if m == li else BAR) for m in range(len(rows))])
             texts.append(f"<b>{name}</b>, input {n}×{n}:<br>" + unit_note(layers, li, h // 2, w // 2, (n, n)))
         last = len(sizes) - 1

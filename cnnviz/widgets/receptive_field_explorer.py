@@ -16,7 +16,7 @@ import time
 import ipywidgets as widgets
 
 from cnnviz.data import ImageError, image_names, load_image
-from cnnviz.figures.receptive import (_bases, _draw_overlay, _unit_geometry, erf_image, growth_chart, input_photo,
+from cnnviz.figures.receptive import (overlay_bases, draw_overlay, unit_geometry, erf_image, growth_chart, input_photo,
                                       input_size_for, unit_note)
 from cnnviz.imaging import jpeg_bytes, png_bytes
 from cnnviz.receptive_field import (PRESETS, Layer, effective_receptive_field, erf_stats, input_rect, layer_sizes,
@@ -458,7 +458,7 @@ class ReceptiveFieldExplorer(View):
         self._input = input_photo(self._photo, self._n)  # (n, n, 3)
         self._zoom = max(1, round(DISPLAY / self._n))
         self._line = max(2, round(self._n * self._zoom / 200))
-        self._bright, self._dim = _bases(self._input, self._zoom)
+        self._bright, self._dim = overlay_bases(self._input, self._zoom)
 
     def _request_overlay(self):
         k, i, j = self.unit
@@ -473,8 +473,8 @@ class ReceptiveFieldExplorer(View):
     # ------------------------------------------------------------------ rendering (worker threads)
     def _render_overlay(self, req):
         bright, dim, zoom, line, layers, n, k, i, j = req
-        rect, centre = _unit_geometry(layers, k, i, j, (n, n))
-        out = _draw_overlay(bright, dim, zoom, rect, centre, line)
+        rect, centre = unit_geometry(layers, k, i, j, (n, n))
+        out = draw_overlay(bright, dim, zoom, rect, centre, line)
         self.overlay_view.value = jpeg_bytes(out, quality=88)
         self.overlay = out
         self.note.value = info_html(unit_note(layers, k, i, j, (n, n)))
