@@ -3,7 +3,8 @@
 Importing cnnviz does nothing but define names: no seeding, no warnings
 filters, no device probing and no ipywidgets import. Submodules load on first
 use (``cnnviz.conv``, ``cnnviz.layers``, ``cnnviz.receptive_field``, ``cnnviz.data``, ``cnnviz.kernels``, ``cnnviz.plot``,
-``cnnviz.figures``, ``cnnviz.widgets``).
+``cnnviz.figures``, ``cnnviz.widgets``, ``cnnviz.models``,
+``cnnviz.summaries``); ``cnnviz.summary(model, input_size)`` is the model summary.
 """
 from importlib import import_module
 
@@ -11,10 +12,10 @@ from cnnviz.runtime import device, seed
 
 __version__ = "0.1.0"
 __all__ = ["device", "seed", "conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures",
-           "widgets", "exercises"]
+           "widgets", "exercises", "models", "summaries", "summary"]
 
 _SUBMODULES = {"conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures", "widgets",
-               "exercises"}
+               "exercises", "models", "summaries"}
 
 
 def __getattr__(name):
@@ -22,4 +23,6 @@ def __getattr__(name):
     # and never pulls ipywidgets into pure computation.
     if name in _SUBMODULES:
         return import_module(f"cnnviz.{name}")
+    if name == "summary":  # the function; its module is cnnviz.summaries
+        return import_module("cnnviz.summaries").summary
     raise AttributeError(f"module 'cnnviz' has no attribute {name!r}")
