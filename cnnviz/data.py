@@ -154,3 +154,67 @@ def load_dataset(name: str, *, root=None, train: bool = True, download: bool = T
             raise DatasetUnavailable(message) from err
         warnings.warn(message + f" Using the embedded {embedded!r} dataset instead.", stacklevel=2)
         return load_dataset(embedded)
+
+
+# ----------------------------------------------------------------------------- datasets as uint8 tensors in memory
+
+__all__ += ["cifar10_tensors", "digits_tensors"]
+
+
+def digits_tensors(*, test_fraction: float = 0.2) -> dict:
+    """scikit-learn's digits as uint8 tensors: the embedded stand-in for ``cifar10_tensors`` (no download).
+
+    Returns the same dict as ``cifar10_tensors``: ``train_images`` and ``test_images``
+    (N, 1, 8, 8) uint8 (the 17 grey levels 0..16 scaled to 0..255), ``train_labels``
+    and ``test_labels`` (N,) int64, ``classes`` ("0" ... "9"). The last
+    ``test_fraction`` of the 1,797 images (in scikit-learn's order) is the test set.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction is the share of images kept for testing, between 0 and 1; got {test_fraction!r}.")
+    import torch
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = torch.from_numpy(np.rint(d.images * (255 / 16)).astype(np.uint8))[:, None]  # (1797, 1, 8, 8)
+    labels = torch.from_numpy(d.target.astype(np.int64))                                  # (1797,)
+    n_train = len(labels) - int(round(test_fraction * len(labels)))
+    return dict(train_images=images[:n_train], train_labels=labels[:n_train], test_images=images[n_train:],
+                test_labels=labels[n_train:], classes=tuple(str(k) for k in range(10)))
+
+
+def cifar10_tensors(*, root=None, download: bool = True, fallback=None) -> dict:
+    """CIFAR-10 (Krizhevsky 2009) in memory as uint8 tensors, read once through torchvision.
+
+    Returns a dict ready for ``cnnviz.train.TensorData.from_arrays(**d)``:
+    ``train_images`` (50000, 3, 32, 32) and ``test_images`` (10000, 3, 32, 32)
+    uint8, ``train_labels`` and ``test_labels`` int64, ``classes`` (10 names).
+    About 180 MB; no PIL image is made per sample.
+
+    When CIFAR-10 is not in ``root`` (default ``cache_dir()``) and cannot be
+    downloaded, ``fallback=None`` raises ``DatasetUnavailable`` saying what to
+    do; ``fallback="digits"`` warns and returns ``digits_tensors()`` instead
+    (1 channel, 8×8: build the model for that, e.g. ``cifar_resnet(20, in_channels=1)``).
+    """
+    if fallback not in (None, "digits"):
+        raise ValueError(f"fallback is None (raise when CIFAR-10 cannot be had) or 'digits'; got {fallback!r}.")
+    import torch
+
+    try:
+        sets = [load_dataset("cifar10", root=root, train=train, download=download, fallback=False)
+                for train in (True, False)]
+    except DatasetUnavailable as err:
+        cause = err.__cause__
+        where = Path(root) if root is not None else cache_dir()
+        message = (f"CIFAR-10 is not in {where} and could not be downloaded ({type(cause).__name__}: {cause}). "
+                   f"Connect to the internet (download=True), or copy the folder cifar-10-batches-py into {where}")
+        if fallback is None:
+            raise DatasetUnavailable(message + ", or pass fallback='digits' to use the embedded digits "
+                                     "instead.") from cause
+        warnings.warn(message + ". Using the embedded digits (1 channel, 8x8) instead.", stacklevel=2)
+        return digits_tensors()
+    out = {}
+    for split, ds in zip(("train", "test"), sets):
+        out[f"{split}_images"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+        out[f"{split}_labels"] = torch.as_tensor(ds.targets, dtype=torch.int64)              # (N,)
+    out["classes"] = tuple(sets[0].classes)
+    return out

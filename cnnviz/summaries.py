@@ -657,8 +657,8 @@ def _windows_after(packet, args, kwargs, out):
     """(r_op, j_op) per axis of ops that see a whole map or change its scale, from their output's shape."""
     aten = torch.ops.aten
     x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    if x is None or x.dim() < 3 or not isinstance(out, torch.Tensor):
-        return None
+    if x is None or x.dim() != 4 or not isinstance(out, torch.Tensor):
+        return None  # only (B, C, H, W) maps: a 3-D (B, classes, features) tensor has no spatial axes
     size = tuple(x.shape[-2:])
     if packet in (aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d):
         return tuple(_adaptive(n, o) for n, o in zip(size, out.shape[-2:]))

@@ -77,6 +77,14 @@ def test_totals_against_oracles(name):
     _no_hooks(model)
 
 
+def test_modules_never_called_have_no_row():
+    model = _meta(torchvision.models.googlenet, aux_logits=True, init_weights=False)
+    s = summary(model, (3, 224, 224))  # eval mode: the auxiliary classifiers do not run
+    assert not [r for r in s.rows if r.name.startswith("aux")]
+    aux = count_params(model.aux1) + count_params(model.aux2)
+    assert s.total_params == count_params(model) == sum(r.params for r in s.rows) + aux
+
+
 def test_known_totals():
     # ResNet-18: 11,689,512 parameters and 1.81 GMACs, ResNet-50: 25,557,032 and 4.09 GMACs (torchvision docs)
     r18, r50 = summary(TORCHVISION["resnet18"](), (3, 224, 224)), summary(TORCHVISION["resnet50"](), (3, 224, 224))
@@ -234,6 +242,20 @@ def test_non_square_fields():
     s = summary(nn.Sequential(nn.Conv2d(1, 1, (1, 7), padding=(0, 3)), nn.AdaptiveAvgPool2d(1)), (1, 8, 12))
     assert s.rows[0].receptive_field == (1, 7) and s.rows[0].jump == 1
     assert s.rows[1].receptive_field == (1 + 7, 7 + 11) and s.rows[1].jump == (8, 12)  # the whole map
+
+
+def test_reductions_of_non_image_tensors_are_not_pooling():
+    class RBF(nn.Module):  # LeNet-5's output layer (LeCun et al. 1998): squared distances to 10 centres
+        def __init__(self):
+            super().__init__()
+            self.centres = nn.Parameter(torch.zeros(10, 84))
+
+        def forward(self, x):
+            return ((x[:, None, :] - self.centres) ** 2).sum(-1)  # (B, 10, 84) -> (B, 10)
+
+    s = summary(nn.Sequential(nn.Conv2d(1, 84, 5), nn.Flatten(), RBF()), (1, 5, 5))
+    assert [(r.kind, r.receptive_field, r.macs) for r in s.rows] == [("Conv2d", 5, 84 * 25), ("Flatten", None, 0),
+                                                                     ("RBF", None, 0)]
 
 
 def _positive(model):

@@ -1,12 +1,21 @@
-"""Pictures of whole architectures: a block diagram (SVG) and the interactive static twin (plotly).
+"""Pictures of whole architectures and of one Inception module's cost.
 
-Both take *units*: rows with ``name``, ``kind``, ``output_shape`` (C, H, W) or (F,),
+``diagram_units`` picks the blocks worth drawing from a ``cnnviz.summary``;
+``architecture_svg`` draws them as an SVG block diagram (no JavaScript: any
+page, any widget); ``architecture_figure`` is the static twin of the
+architecture explorer (a menu of models, panels over depth);
+``inception_cost_figure`` is the static twin of the Inception cost explorer
+(naive vs bottleneck module, a slider over the reduction width).
+
+Units are rows with ``name``, ``kind``, ``output_shape`` (C, H, W) or (F,),
 ``params``, ``macs`` and ``receptive_field`` (input pixels, or None), such as
 the rows of a ``cnnviz.summary`` or the grouped units of ``diagram_units``.
-MACs are multiply–accumulates of convolution and linear layers (FLOPs / 2).
+MACs are multiply–accumulates of convolution and linear layers (FLOPs ≈ 2 × MACs).
 """
 import html
 import math
+from collections import OrderedDict
+from functools import lru_cache
 from typing import Dict, Optional, Sequence
 
 import plotly.graph_objects as go
@@ -15,52 +24,149 @@ from plotly.subplots import make_subplots
 from cnnviz.plot import style
 
 __all__ = ["KIND_COLOURS", "SIZE_BY", "ELEMENTWISE", "kind_colour", "diagram_units", "architecture_svg",
-           "architecture_figure", "human"]
+           "architecture_figure", "human", "unit_label", "inception_presets", "inception_branches",
+           "inception_cost_figure"]
 
-#: Colours by the family of a layer's kind (the same in the SVG diagram, the twin and the widget).
+#: Colours by the family of a layer's kind (the same in the SVG diagram, the twin and the widgets).
 KIND_COLOURS = {"conv": "#3b75af", "pool": "#ef8636", "linear": "#8d69b8", "block": "#2a9d8f",
                 "norm": "#9e9e9e", "other": "#bdbdbd"}
 #: What a block's height can show.
 SIZE_BY = {"activations": "activations (output values per image)", "params": "parameters", "macs": "MACs"}
 
-
 #: Layer kinds that keep the shape and hold few or no weights: left out of diagrams (still in the tables).
 ELEMENTWISE = frozenset({"ReLU", "ReLU6", "Tanh", "ScaledTanh", "Sigmoid", "Dropout", "Dropout2d", "BatchNorm2d",
                          "BatchNorm1d", "LocalResponseNorm", "Flatten", "Identity", "Softmax", "LogSoftmax"})
+
+_RF_COLOUR = "#d62728"
+_FONT = "Helvetica,Arial,sans-serif"
+
+
+# ----------------------------------------------------------------------------- which blocks to draw
+
+class _Node:
+    """A row of ``summary.group(depth)`` and the rows of ``group(depth + 1)`` inside it."""
+
+    def __init__(self, row, depth):
+        self.row, self.depth, self.children = row, depth, []
+
+    def parts(self):
+        return [c for c in self.children if c.row.kind not in ELEMENTWISE]
+
+
+def _tree(summary):
+    """The module tree as seen through ``Summary.group``: one level of nodes per depth of the dotted names."""
+    level = [_Node(r, 1) for r in summary.group(1).rows]
+    top, depth = level, 1
+    while True:
+        rows = summary.group(depth + 1).rows
+        if [r.name for r in rows] == [n.row.name for n in level]:
+            return top
+        nxt, k = [], 0
+        for r in rows:  # each group's calls are nested in one call of the level above, in the same order
+            while k < len(level) - 1 and not _inside(r.name, level[k].row.name):
+                k += 1
+            node = _Node(r, depth + 1)
+            if r.name != level[k].row.name:
+                level[k].children.append(node)
+            nxt.append(node if r.name != level[k].row.name else level[k])
+        level, depth = nxt, depth + 1
+
+
+def _inside(name, parent):
+    return name == parent or name.startswith(parent + ".")
+
+
+def _side(field):
+    return None if field is None else (max(field) if isinstance(field, tuple) else field)
+
+
+def _is_chain(node):
+    """True if the node's parts run one after the other (a ``Sequential``): the last part made the output,
+    and the receptive field never shrinks from one part to the next. Parallel branches (Inception,
+    a dense block's concatenation) and shortcuts (a residual block) fail the test."""
+    parts = node.parts()
+    last = parts[-1].row
+    if last.activations != node.row.activations or _side(last.receptive_field) != _side(node.row.receptive_field):
+        return False
+    fields = [_side(p.row.receptive_field) for p in parts]
+    seen_none, previous = False, 0
+    for f in fields:
+        if f is None:
+            seen_none = True
+        elif seen_none or f < previous:
+            return False
+        else:
+            previous = f
+    return True
 
 
 def diagram_units(summary, max_units: int = 64):
     """The rows of ``summary`` worth a block each: as fine-grained as fits in ``max_units``.
 
-    Layers are grouped by the first components of their dotted names
-    (``Summary.group``): VGG keeps every convolution, ResNet one block per
-    residual block, DenseNet one per dense block and transition. Element-wise
-    layers (``ELEMENTWISE``: ReLU, batch norm, dropout, ...) are left out.
+    Starting from the model's own children, containers are opened level by
+    level while everything still fits in ``max_units``, but only containers
+    whose parts run one after another (``nn.Sequential``-like: VGG's
+    ``features``, ResNet's stages, DenseNet's transitions). Modules whose
+    parts run side by side stay one block each, with their totals and
+    receptive field: an Inception module, a residual block, a dense block. A
+    container kind is opened only where every one of its calls is such a
+    chain, so all of a model's residual blocks look alike. Element-wise layers
+    (``ELEMENTWISE``: ReLU, batch norm, dropout, ...) are left out (they stay
+    in the summary's tables). So VGG-16 gives its 13 convolutions, 5 pools and
+    3 linear layers; ResNet-50 its stem, 16 bottleneck blocks and head;
+    GoogLeNet its stem and 9 Inception modules.
     """
-    best, previous, depth = None, None, 1
-    while True:
-        rows = [r for r in summary.group(depth).rows if r.kind not in ELEMENTWISE]
-        names = [r.name for r in rows]
-        if names == previous or (best is not None and len(rows) > max_units):
-            break
-        best, previous, depth = rows, names, depth + 1
-    return best
+    top = _tree(summary)
+    by_kind = {}
+    stack = list(top)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if len(node.parts()) >= 2:
+            by_kind.setdefault(node.row.kind, []).append(node)
+    opens = {kind: all(_is_chain(n) for n in nodes) for kind, nodes in by_kind.items()}
 
+    def finer(node):
+        parts = node.parts()
+        if not parts or not opens.get(node.row.kind, len(parts) == 1):
+            return None
+        if len(parts) == 1:  # a wrapper (conv + ReLU, conv + BN + ReLU): draw what it wraps
+            return finer(parts[0]) or parts
+        return parts
+
+    units = [n for n in top if n.row.kind not in ELEMENTWISE]
+    while True:
+        new, changed = [], False
+        for node in units:
+            parts = finer(node)
+            new.extend(parts or [node])
+            changed |= bool(parts)
+        if not changed or len(new) > max_units:
+            break
+        units = new
+    return [n.row for n in units]
+
+
+# ----------------------------------------------------------------------------- labels and numbers
 
 def kind_colour(kind: str) -> str:
     """The colour of a layer kind: convolutions blue, pooling orange, linear purple, modules/blocks teal."""
     k = kind.lower()
     if "conv" in k:
         return KIND_COLOURS["conv"]
-    if "pool" in k:
+    if "pool" in k or k == "subsampling":
         return KIND_COLOURS["pool"]
     if k in ("linear", "rbf", "rbfoutput"):
         return KIND_COLOURS["linear"]
     if "norm" in k:
         return KIND_COLOURS["norm"]
-    if k in ("relu", "tanh", "dropout", "flatten", "identity", "scaledtanh", "softmax", "sigmoid"):
+    if k in ("relu", "tanh", "dropout", "flatten", "identity", "scaledtanh", "softmax", "sigmoid", "shortcuta"):
         return KIND_COLOURS["other"]
     return KIND_COLOURS["block"]  # Inception, BasicBlock, Bottleneck, _DenseBlock, ... (grouped modules)
+
+
+def _legend_name(colour):
+    return next(k for k, c in KIND_COLOURS.items() if c == colour)
 
 
 def human(n: float) -> str:
@@ -71,6 +177,31 @@ def human(n: float) -> str:
             v = n / scale
             return f"{v:.3g} {unit}" if v < 100 else f"{v:.0f} {unit}"
     return f"{n:.0f}"
+
+
+_LEAF_LABELS = {"Conv2d": "conv", "Linear": "fc", "MaxPool2d": "max pool", "AvgPool2d": "avg pool",
+                "AdaptiveAvgPool2d": "avg pool", "AdaptiveMaxPool2d": "max pool", "Subsampling": "subsample",
+                "RBFOutput": "RBF", "ShortcutA": "shortcut"}
+_PREFIXES = ("features.", "classifier.", "model.")
+
+
+def unit_label(unit) -> str:
+    """A short label for a diagram block: ``conv 64``, ``fc 4096``, ``max pool``, ``global pool`` for a
+    single layer, the (shortened) module name for a block: ``inception3a``, ``layer2.0``, ``denseblock1``."""
+    kind, shape = unit.kind, tuple(unit.output_shape)
+    if kind in _LEAF_LABELS:
+        word = _LEAF_LABELS[kind]
+        if kind.startswith("Adaptive") and shape[1:] == (1, 1):
+            return "global pool"
+        if word in ("conv", "fc") and shape:
+            return f"{word} {shape[0]}"
+        return word
+    name = unit.name
+    for prefix in _PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix):]
+            break
+    return name
 
 
 def _activations(unit) -> int:
@@ -88,126 +219,461 @@ def _metric(unit, size_by: str) -> float:
 
 def _rf(unit):
     """The receptive field as one number (the larger side when rows and columns differ)."""
-    rf = unit.receptive_field
-    if rf is None:
-        return None
-    return max(rf) if isinstance(rf, tuple) else rf
+    return _side(unit.receptive_field)
+
+
+def _jump(unit):
+    return _side(getattr(unit, "jump", None))
 
 
 def _shape(shape) -> str:
     return "×".join(str(s) for s in shape)
 
 
+def _number(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _tooltip(unit) -> str:
-    rf = _rf(unit)
+    rf, jump = _rf(unit), _jump(unit)
     return (f"{unit.name} ({unit.kind})\noutput {_shape(unit.output_shape)}\nparameters {unit.params:,}\n"
             f"MACs {unit.macs:,}\nactivations {_activations(unit):,}"
-            + (f"\nreceptive field {rf}×{rf} px" if rf else ""))
+            + (f"\nreceptive field {_number(rf)}×{_number(rf)} px" if rf else "")
+            + (f", jump {_number(jump)} px" if jump else ""))
+
+
+def _resolution(unit):
+    shape = tuple(unit.output_shape)
+    return shape[1:] if len(shape) == 3 else None
+
+
+def _runs(units):
+    """Consecutive units with the same spatial size: [(first, last, (H, W) or None)]."""
+    runs = []
+    for i, u in enumerate(units):
+        res = _resolution(u)
+        if runs and runs[-1][2] == res:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i, res])
+    return [tuple(r) for r in runs]
+
+
+# ----------------------------------------------------------------------------- the SVG block diagram
+
+def _text(x, y, text, size, *, anchor="start", weight=None, fill="#222", extra=""):
+    w = f' font-weight="{weight}"' if weight else ""
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}"{w}{extra}>'
+            f'{html.escape(str(text))}</text>')
 
 
 def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Optional[str] = None,
-                     width: int = 1100, height: int = 330, highlight: Optional[int] = None) -> str:
+                     width: int = 1100, height: int = 330, highlight: Optional[int] = None,
+                     input_size: Optional[int] = None) -> str:
     """A block diagram of the layers ``units`` as an SVG string (works in any page, no JavaScript).
 
     Each unit is a block, left to right; its height is proportional to the square
     root of ``size_by`` (``"activations"``, ``"params"`` or ``"macs"``), so areas
     compare honestly across orders of magnitude, and its colour tells its kind.
-    Under each block: its output shape; above the axis line: the receptive field
-    (input pixels) where defined. Hovering a block shows its full row.
+    Shaded bands mark the spatial size (224×224, 112×112, ...). Under the blocks,
+    a red track shows the receptive field of each unit in input pixels (log
+    scale; dashed: the ``input_size`` side of the image, when given). Under
+    that, short labels (``conv 64``, ``inception3a``). ``highlight`` (a unit
+    index) frames one block and states its numbers above the diagram.
+    Hovering a block shows its full row.
     """
     if size_by not in SIZE_BY:
         raise ValueError(f"size_by must be one of {', '.join(SIZE_BY)}, not {size_by!r}.")
     units = list(units)
     if not units:
         raise ValueError("There are no layers to draw.")
+    if highlight is not None and not (isinstance(highlight, int) and 0 <= highlight < len(units)):
+        raise ValueError(f"highlight must be a unit index from 0 to {len(units) - 1}, not {highlight!r}.")
     n = len(units)
-    top, bottom, left, right = (44 if title else 12), 92, 12, 12
-    body = height - top - bottom
+    labels = [unit_label(u) for u in units]
+    label_font = 14
+    longest = max(len(s) for s in labels) * label_font * 0.56  # px, roughly (Helvetica)
+    upright = longest + 6 <= (width - 28) / n  # room for horizontal labels
+    rotated = min(longest, 14 * label_font * 0.56)  # rotated labels are cut to 14 characters
+    left = 14 if upright else max(14, round(rotated * 0.64 - (width - 28) / n / 2 + 6))
+    right = 14
     slot = (width - left - right) / n
-    bar = max(2.0, min(slot * 0.72, 60.0))
+    bar = max(2.0, min(slot * 0.74, 64.0))
+    label_every = 1 if upright else max(1, math.ceil(n / max(1, (width - left - right) // 22)))
+    label_h = 24 if upright else 10 + rotated * 0.78
+    fields = [_rf(u) for u in units]
+    has_rf = any(f for f in fields)
+
+    y = 10
+    parts = []
+    if title:
+        parts.append(_text(left, y + 22, title, 22, weight="bold"))
+        y += 34
+    if highlight is not None:
+        parts.append(_callout(units[highlight], left, y + 18, highlight))
+        y += 28
+    band_top = y
+    y += 22  # resolution labels
+    legend_h = 26
+    free = height - y - legend_h - label_h - 8  # blocks + receptive-field track
+    rf_h = min(120.0, max(54.0, free * 0.34)) if has_rf else 0.0
+    base_y = height - legend_h - label_h - rf_h - 8
+    body = max(30.0, base_y - y - (16 if slot >= 46 else 2))  # room above the tallest block for its value
+    x_of = lambda i: left + (i + 0.5) * slot  # noqa: E731
+
+    # spatial-size bands behind the blocks and the receptive-field track
+    band_bottom = base_y + rf_h
+    for k, (first, last, res) in enumerate(_runs(units)):
+        x0, x1 = left + first * slot, left + (last + 1) * slot
+        fill = "#eef2f7" if k % 2 == 0 else "#ffffff"
+        parts.append(f'<rect x="{x0:.1f}" y="{band_top:.1f}" width="{x1 - x0:.1f}" '
+                     f'height="{band_bottom - band_top:.1f}" fill="{fill}"/>')
+        if res is not None:
+            text = f"{res[0]}×{res[1]}" if res[0] != res[1] or x1 - x0 > 70 else f"{res[0]}²"
+            if (x1 - x0) >= len(text) * 8:
+                parts.append(_text((x0 + x1) / 2, band_top + 15, text, 14, anchor="middle", fill="#555"))
+    if highlight is not None:
+        cx = x_of(highlight)
+        parts.append(f'<rect x="{cx - slot / 2:.1f}" y="{band_top:.1f}" width="{slot:.1f}" '
+                     f'height="{band_bottom - band_top:.1f}" fill="#ffd54f" opacity="0.45"/>')
+
     values = [_metric(u, size_by) for u in units]
     peak = max(values) or 1.0
-    base_y = top + body
-    font = max(9, min(15, int(slot * 0.55)))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-             f'style="max-width:{width}px;font-family:Helvetica,Arial,sans-serif" role="img">']
-    if title:
-        parts.append(f'<text x="{left}" y="26" font-size="20" font-weight="bold">{html.escape(title)}</text>')
-    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" stroke="#444" stroke-width="1"/>')
-    label_every = max(1, math.ceil(n / max(1, (width - left - right) // 34)))
+    show_values = slot >= 46
     for i, (u, v) in enumerate(zip(units, values)):
-        x = left + i * slot + (slot - bar) / 2
+        x = x_of(i) - bar / 2
         h = max(2.0, body * math.sqrt(v / peak)) if v > 0 else 2.0
-        stroke = ' stroke="#d62728" stroke-width="3"' if highlight == i else ""
+        stroke = ' stroke="#111" stroke-width="3"' if highlight == i else ""
         parts.append(f'<g><title>{html.escape(_tooltip(u))}</title>'
                      f'<rect x="{x:.1f}" y="{base_y - h:.1f}" width="{bar:.1f}" height="{h:.1f}" rx="2" '
                      f'fill="{kind_colour(u.kind)}"{stroke}/></g>')
-        if i % label_every == 0 or highlight == i:
-            cx = left + (i + 0.5) * slot
-            parts.append(f'<text x="{cx:.1f}" y="{base_y + 12}" font-size="{font}" text-anchor="end" '
-                         f'transform="rotate(-55 {cx:.1f} {base_y + 12})">{html.escape(_short(u.name))}</text>')
-    legend = [(k, c) for k, c in KIND_COLOURS.items() if any(kind_colour(u.kind) == c for u in units)]
+        if show_values and v > 0:
+            parts.append(_text(x_of(i), base_y - h - 4, human(v), 12, anchor="middle", fill="#444"))
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" stroke="#444"/>')
+
+    if has_rf:
+        parts.extend(_rf_track(units, fields, x_of, base_y, rf_h, left, width - right, highlight, input_size))
+
+    ly = base_y + rf_h + 6
+    for i, text in enumerate(labels):
+        if i % label_every and highlight != i:
+            continue
+        weight = "bold" if highlight == i else None
+        if upright:
+            parts.append(_text(x_of(i), ly + 15, text, label_font, anchor="middle", weight=weight))
+        else:
+            cx = x_of(i)
+            parts.append(_text(cx + 4, ly + 8, _short(text, 14), label_font, anchor="end", weight=weight,
+                               extra=f' transform="rotate(-50 {cx + 4:.1f} {ly + 8:.1f})"'))
+
+    legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
     lx = width - right
-    for name, colour in reversed(legend):
-        lx -= 12 + 7 * len(name) + 22
-        parts.append(f'<rect x="{lx}" y="{height - 18}" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{lx + 16}" y="{height - 8}" font-size="13">{name}</text>')
-    parts.append(f'<text x="{left}" y="{height - 8}" font-size="13">block height ∝ √{html.escape(SIZE_BY[size_by])}'
-                 f' · peak {human(peak)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    fy = height - 9
+    for colour in reversed(legend):
+        name = _legend_name(colour)
+        lx -= 16 + 8 * len(name) + 20
+        parts.append(f'<rect x="{lx}" y="{fy - 12}" width="13" height="13" rx="2" fill="{colour}"/>'
+                     + _text(lx + 18, fy, name, 14))
+    if has_rf:
+        lx -= 150
+        parts.append(f'<line x1="{lx}" x2="{lx + 22}" y1="{fy - 5}" y2="{fy - 5}" stroke="{_RF_COLOUR}" '
+                     f'stroke-width="3"/>' + _text(lx + 27, fy, "receptive field", 14))
+    parts.append(_text(left, fy, f"block height ∝ √{SIZE_BY[size_by].split(' (')[0]} · tallest {human(peak)}", 14))
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+            f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" '
+            f'aria-label="{html.escape(title or "architecture diagram")}">')
+    return head + "".join(parts) + "</svg>"
+
+
+def _callout(u, x, y, index):
+    rf, jump = _rf(u), _jump(u)
+    bits = [f"output {_shape(u.output_shape)}", f"{human(u.params)} params", f"{human(u.macs)} MACs"]
+    if rf:
+        bits.append(f"receptive field {_number(rf)}×{_number(rf)} px, jump {_number(jump)}")
+    return (f'<text x="{x}" y="{y:.1f}" font-size="16" fill="#222"><tspan font-weight="bold">'
+            f'{index}: {html.escape(u.name)}</tspan> ({html.escape(u.kind)}) · {html.escape(" · ".join(bits))}</text>')
+
+
+def _rf_track(units, fields, x_of, base_y, rf_h, x_left, x_right, highlight, input_size):
+    """The receptive field of each unit as a red line on a log scale, under the blocks."""
+    top, bottom = base_y + 14, base_y + rf_h - 8
+    largest = max(max(f for f in fields if f), input_size or 1)
+    scale = math.log(largest * 1.1) or 1.0
+    y_of = lambda f: bottom - (bottom - top) * math.log(max(f, 1)) / scale  # noqa: E731
+    out = []
+    decade = 10
+    while decade <= largest * 1.1:  # faint lines at 10, 100, 1000 px, labelled at the right edge
+        yd = y_of(decade)
+        out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yd:.1f}" y2="{yd:.1f}" stroke="#d0d5dc"/>')
+        out.append(_text(x_right - 2, yd - 3, f"{decade} px", 11, anchor="end", fill="#888"))
+        decade *= 10
+    if input_size:
+        yi = y_of(input_size)
+        out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yi:.1f}" y2="{yi:.1f}" stroke="#555" '
+                   f'stroke-dasharray="6 4" stroke-width="1.5"/>')
+        out.append(_text(x_left + 4, yi + 14, f"image side {input_size} px", 13, fill="#444"))
+    points = [(x_of(i), y_of(f)) for i, f in enumerate(fields) if f]
+    out.append('<polyline fill="none" stroke="{}" stroke-width="3" points="{}"/>'.format(
+        _RF_COLOUR, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
+    radius = 3.5 if len(units) <= 40 else 2.5
+    for i, f in enumerate(fields):
+        if f:
+            r = radius + 3 if i == highlight else radius
+            out.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(f):.1f}" r="{r}" fill="{_RF_COLOUR}">'
+                       f'<title>{html.escape(units[i].name)}: receptive field {_number(f)} px</title></circle>')
+    last = max(i for i, f in enumerate(fields) if f)
+    marks = {last} | ({highlight} if highlight is not None and fields[highlight] else set())
+    for i in sorted(marks):
+        x = x_of(i)
+        anchor = "end" if x > (x_left + x_right) / 2 else "start"
+        dx = -9 if anchor == "end" else 9
+        out.append(_text(x + dx, y_of(fields[i]) - 7, f"{_number(fields[i])} px", 15, anchor=anchor,
+                         weight="bold", fill=_RF_COLOUR, extra=' stroke="#fff" stroke-width="3" paint-order="stroke"'))
+    return out
 
 
 def _short(name: str, limit: int = 16) -> str:
     return name if len(name) <= limit else "…" + name[-(limit - 1):]
 
 
+# ----------------------------------------------------------------------------- the architecture twin
+
+_PANELS = (("activations", "activations per image (output values)", "values"),
+           ("params", "parameters", "parameters"),
+           ("macs", "multiply–accumulates (MACs)", "MACs"))
+
+
 def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = None,
-                        notes: Optional[Dict[str, str]] = None) -> go.Figure:
-    """The static twin of the architecture explorer: a menu of models, three panels over depth.
+                        notes: Optional[Dict[str, str]] = None,
+                        input_sizes: Optional[Dict[str, int]] = None) -> go.Figure:
+    """The static twin of the architecture explorer: a menu of models, four panels over depth.
 
     ``models`` maps a label (e.g. "VGG-16 @ 224×224") to its units. For the
-    chosen model the panels show, per unit, the activations it stores, its
-    parameters (both as bars coloured by kind) and its receptive field in input
-    pixels (a line: how far each layer sees). Hover a bar for the full row;
-    ``notes`` (same keys) adds a line of totals under the title.
+    chosen model the panels show, per unit (same x in every panel), the
+    activations it stores, its parameters and its MACs (bars coloured by
+    kind) and its receptive field in input pixels (a line: how far each layer
+    sees; dashed, the image side from ``input_sizes`` when given). Hover a bar
+    for the full row; ``notes`` (same keys) adds a line of totals under the title.
     """
     if not models:
         raise ValueError("Give at least one model.")
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=False, vertical_spacing=0.07,
-                        subplot_titles=("activations per image (output values)", "parameters",
-                                        "receptive field (input pixels)"))
-    per_model = 3
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.045,
+                        row_heights=[0.25, 0.22, 0.22, 0.31],
+                        subplot_titles=[p[1] for p in _PANELS] + ["receptive field (input pixels)"])
+    per_model = 4
     labels = list(models)
     annotations = list(fig.layout.annotations)
+    ticks = {}
     for k, label in enumerate(labels):
         units = list(models[label])
-        x = [f"{i}·{u.name}" for i, u in enumerate(units)]
+        x = list(range(len(units)))
         colours = [kind_colour(u.kind) for u in units]
         hover = [html.escape(_tooltip(u)).replace("\n", "<br>") for u in units]
         common = dict(x=x, visible=k == 0, hovertext=hover, hoverinfo="text")
-        fig.add_trace(go.Bar(y=[_activations(u) for u in units], marker_color=colours, name="activations",
-                             **common), row=1, col=1)
-        fig.add_trace(go.Bar(y=[u.params for u in units], marker_color=colours, name="parameters", **common),
-                      row=2, col=1)
+        for row, (key, _, _) in enumerate(_PANELS, start=1):
+            fig.add_trace(go.Bar(y=[_metric(u, key) for u in units], marker_color=colours, name=key, **common),
+                          row=row, col=1)
         rf = [_rf(u) for u in units]
         fig.add_trace(go.Scatter(y=rf, mode="lines+markers", connectgaps=True, name="receptive field",
-                                 line=dict(color="#d62728", width=3), **common), row=3, col=1)
+                                 line=dict(color=_RF_COLOUR, width=3), marker=dict(size=7), **common), row=4, col=1)
+        ticks[label] = (x, [unit_label(u) for u in units])
+
+    def axis_layout(label):
+        x, text = ticks[label]
+        every = max(1, math.ceil(len(x) / 40))
+        lay = {"xaxis4.tickvals": x[::every], "xaxis4.ticktext": text[::every]}
+        size = (input_sizes or {}).get(label)
+        lay["shapes"] = [dict(type="line", xref="x4 domain", x0=0, x1=1, yref="y4", y0=size, y1=size,
+                              line=dict(color="#666", dash="dash", width=2))] if size else []
+        return lay
+
     buttons = []
     note_index = len(annotations)
     for k, label in enumerate(labels):
         visible = [t // per_model == k for t in range(len(fig.data))]
-        text = (notes or {}).get(label, "")
-        buttons.append(dict(method="update", label=label, args=[{"visible": visible},
-                                                               {f"annotations[{note_index}].text": text}]))
+        layout = {f"annotations[{note_index}].text": (notes or {}).get(label, ""), **axis_layout(label)}
+        buttons.append(dict(method="update", label=label, args=[{"visible": visible}, layout]))
+    for row, (_, _, unit) in enumerate(_PANELS, start=1):
+        fig.update_yaxes(title_text=unit, row=row, col=1)
+    fig.update_yaxes(title_text="pixels", rangemode="tozero", row=4, col=1)
     fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(title_text="values", row=1, col=1)
-    fig.update_yaxes(title_text="parameters", row=2, col=1)
-    fig.update_yaxes(title_text="pixels", row=3, col=1)
-    fig.add_annotation(text=(notes or {}).get(labels[0], ""), xref="paper", yref="paper", x=0, y=1.08,
-                       xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=15), align="left")
-    fig.update_layout(showlegend=False, bargap=0.15, updatemenus=[dict(
-        type="dropdown", buttons=buttons, active=0, x=1, y=1.16, xanchor="right", yanchor="bottom",
-        direction="down", showactive=True, font=dict(size=15))])
-    style(fig, title=title, height=760)
-    return fig.update_layout(margin=dict(l=20, r=20, t=140 if title else 110, b=20))
+    first = axis_layout(labels[0])
+    fig.update_xaxes(showticklabels=True, tickmode="array", tickvals=first["xaxis4.tickvals"],
+                     ticktext=first["xaxis4.ticktext"], tickangle=-50, tickfont=dict(size=13), row=4, col=1)
+    fig.update_layout(shapes=first["shapes"])
+    fig.add_annotation(text=(notes or {}).get(labels[0], ""), xref="paper", yref="paper", x=0, y=1.035,
+                       xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=16), align="left")
+    fig.update_layout(showlegend=False, bargap=0.15, hovermode="x", updatemenus=[dict(
+        type="dropdown", buttons=buttons, active=0, x=1, y=1.075, xanchor="right", yanchor="bottom",
+        direction="down", showactive=True, font=dict(size=16))] if len(labels) > 1 else [])
+    style(fig, title=title, height=980)
+    return fig.update_layout(margin=dict(l=20, r=20, t=150 if title else 110, b=30))
+
+
+# ----------------------------------------------------------------------------- Inception module costs
+
+#: The lecture's worked example (a 28×28×256 input; 1×1 128, 3×3 192, 5×5 96; 64-wide bottlenecks).
+LECTURE_INCEPTION = dict(in_channels=256, size=28, ch1x1=128, ch3x3red=64, ch3x3=192, ch5x5red=64, ch5x5=96,
+                         pool_proj=64)
+_WIDTH_NAMES = ("in_channels", "ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj")
+
+
+@lru_cache(maxsize=1)
+def _googlenet_sizes():
+    import torch
+
+    from cnnviz.models.googlenet import INCEPTION_WIDTHS, GoogLeNet
+    from cnnviz.summaries import summary
+    with torch.device("meta"):
+        model = GoogLeNet(aux_logits=False)
+    rows = summary(model, model.default_input_size).group(1).rows
+    return tuple((r.name, r.output_shape[1]) for r in rows if r.name in INCEPTION_WIDTHS)
+
+
+def inception_presets() -> "OrderedDict[str, dict]":
+    """GoogLeNet's nine Inception modules (Table 1), each as the keyword arguments of
+    ``inception_cost`` (``in_channels``, ``size`` = H = W of its input, ``ch1x1`` …
+    ``pool_proj``): the widths from ``cnnviz.models.googlenet.INCEPTION_WIDTHS``, the
+    input sizes from a summary of the model itself (28, 28, 14, …, 7)."""
+    from cnnviz.models.googlenet import INCEPTION_WIDTHS
+    out = OrderedDict()
+    for name, size in _googlenet_sizes():
+        widths = dict(zip(_WIDTH_NAMES, INCEPTION_WIDTHS[name]))
+        out[name] = dict(in_channels=widths.pop("in_channels"), size=size, **widths)
+    return out
+
+
+_BRANCH_KEYS = ("branch1", "branch2", "branch3", "branch4")
+
+
+def inception_branches(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+    """The layers of each branch as (kind, label, out_channels) in order, for drawing: ``None`` widths
+    (naive branches) have no 1×1 layer."""
+    def red(width):
+        return [] if width is None else [("reduce", f"1×1 conv, {width}", width)]
+    return OrderedDict([
+        ("branch1", [("conv", f"1×1 conv, {ch1x1}", ch1x1)]),
+        ("branch2", red(ch3x3red) + [("conv", f"3×3 conv, {ch3x3}", ch3x3)]),
+        ("branch3", red(ch5x5red) + [("conv", f"5×5 conv, {ch5x5}", ch5x5)]),
+        ("branch4", [("pool", "3×3 max pool", in_channels)]
+         + ([] if pool_proj is None else [("reduce", f"1×1 conv, {pool_proj}", pool_proj)])),
+    ])
+
+
+_BRANCH_NAMES = ("1×1", "3×3", "5×5", "pool")
+_NAIVE_COLOUR, _BOTTLENECK_COLOUR = "#b0b7c0", KIND_COLOURS["conv"]
+
+
+def _costs(in_channels, size, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+    from cnnviz.models.googlenet import inception_cost
+    return inception_cost(in_channels, size, size, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)
+
+
+def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 128, ch3x3: int = 192,
+                          ch5x5: int = 96, pool_proj: int = 64,
+                          reductions: Sequence[int] = (16, 32, 48, 64, 96, 128, 192), *,
+                          start: int = 64, googlenet: bool = True, title: Optional[str] = None) -> go.Figure:
+    """The static twin of the Inception cost explorer: naive vs bottleneck module, a slider over r.
+
+    The naive module (Figure 2a of Szegedy et al. 2015: 1×1 ``ch1x1``, 3×3
+    ``ch3x3`` and 5×5 ``ch5x5`` convolutions and a 3×3 max-pool, all on the
+    ``size``×``size``×``in_channels`` input) against the module with
+    dimension reductions (Figure 2b): 1×1 convolutions to ``r`` maps before
+    the 3×3 and 5×5 filters (``ch3x3red = ch5x5red = r``) and a 1×1
+    projection to ``pool_proj`` maps after the pool. The slider moves ``r``
+    over ``reductions`` (starting at ``start``); the left panel shows MACs per
+    branch, the right one parameters, grey for naive and blue with
+    bottlenecks, and the line above states totals and output depths. The
+    defaults are the lecture's example: 854 M MACs and 672 output maps naive,
+    271 M and 480 maps at r = 64. With ``googlenet=True`` a menu adds
+    GoogLeNet's nine modules (Table 1 widths and input sizes), each with the
+    same slider plus a "Table 1" step for the paper's own reductions.
+    """
+    reductions = [int(r) for r in reductions]
+    if not reductions or any(r < 1 for r in reductions):
+        raise ValueError("reductions must be positive whole numbers of maps, e.g. (16, 32, 64).")
+    modules = OrderedDict()
+    modules[f"lecture example: {size}×{size}×{in_channels}"] = (
+        dict(in_channels=in_channels, size=size, ch1x1=ch1x1, ch3x3=ch3x3, ch5x5=ch5x5, pool_proj=pool_proj), None)
+    if googlenet:
+        for name, kw in inception_presets().items():
+            paper = (kw.pop("ch3x3red"), kw.pop("ch5x5red"))
+            modules[f"GoogLeNet {name}: {kw['size']}×{kw['size']}×{kw['in_channels']}"] = (kw, paper)
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("multiply–accumulates (MACs) per branch", "parameters per branch"))
+    note = len(fig.layout.annotations)  # after the two panel titles
+    sliders, menu = [], []
+    groups = []  # per module: (naive trace indices, [step trace indices], texts, ranges)
+    for m, (label, (kw, paper)) in enumerate(modules.items()):
+        steps = [(f"r = {r}", r, r) for r in reductions]
+        if paper is not None:
+            steps.append((f"Table 1 ({paper[0]}, {paper[1]})", paper[0], paper[1]))
+        active = next((k for k, s in enumerate(steps) if s[1] == s[2] == start), 0) if paper is None else len(steps) - 1
+        naive = _costs(kw["in_channels"], kw["size"], kw["ch1x1"], None, kw["ch3x3"], None, kw["ch5x5"], None)
+        naive_idx = []
+        for col, key in ((1, "macs"), (2, "params")):
+            ys = [getattr(naive.branches[b], key) for b in _BRANCH_KEYS]
+            fig.add_trace(go.Bar(x=list(_BRANCH_NAMES), y=ys, name="naive", marker_color=_NAIVE_COLOUR,
+                                 text=[human(v) for v in ys], textposition="outside", visible=m == 0,
+                                 legendgroup="naive", showlegend=col == 1,
+                                 hovertemplate="naive, %{x} branch: %{y:,}<extra></extra>"), row=1, col=col)
+            naive_idx.append(len(fig.data) - 1)
+        step_idx, texts = [], []
+        peak = [max(getattr(naive.branches[b], "macs") for b in _BRANCH_KEYS),
+                max(getattr(naive.branches[b], "params") for b in _BRANCH_KEYS)]
+        for k, (step_label, r3, r5) in enumerate(steps):
+            cost = _costs(kw["in_channels"], kw["size"], kw["ch1x1"], r3, kw["ch3x3"], r5, kw["ch5x5"],
+                          kw["pool_proj"])
+            idx = []
+            for col, key in ((1, "macs"), (2, "params")):
+                ys = [getattr(cost.branches[b], key) for b in _BRANCH_KEYS]
+                peak[col - 1] = max(peak[col - 1], max(ys))
+                fig.add_trace(go.Bar(x=list(_BRANCH_NAMES), y=ys, name="with 1×1 bottlenecks",
+                                     marker_color=_BOTTLENECK_COLOUR, text=[human(v) for v in ys],
+                                     textposition="outside", visible=m == 0 and k == active,
+                                     legendgroup="bottleneck", showlegend=col == 1,
+                                     hovertemplate="bottleneck, %{x} branch: %{y:,}<extra></extra>"), row=1, col=col)
+                idx.append(len(fig.data) - 1)
+            step_idx.append(idx)
+            share = cost.total.macs / naive.total.macs
+            texts.append(f"<b>{label}</b> · 3×3 and 5×5 reductions {r3} and {r5}, pool projection "
+                         f"{kw['pool_proj']}<br>naive: <b>{human(naive.total.macs)}</b> MACs, "
+                         f"{human(naive.total.params)} params, output depth <b>{naive.out_channels}</b>"
+                         f" · with bottlenecks: <b>{human(cost.total.macs)}</b> MACs ({share:.0%}), "
+                         f"{human(cost.total.params)} params, output depth <b>{cost.out_channels}</b>")
+        groups.append((naive_idx, step_idx, texts, peak, steps, active))
+    total = len(fig.data)
+
+    for m, (naive_idx, step_idx, texts, peak, steps, active) in enumerate(groups):
+        slider_steps = []
+        for k, (step_label, _, _) in enumerate(steps):
+            visible = [False] * total
+            for t in naive_idx + step_idx[k]:
+                visible[t] = True
+            slider_steps.append(dict(method="update", label=step_label.replace("r = ", ""),
+                                     args=[{"visible": visible}, {f"annotations[{note}].text": texts[k]}]))
+        sliders.append(dict(steps=slider_steps, active=active, visible=m == 0, x=0.0, len=1.0, pad=dict(t=60),
+                            currentvalue=dict(prefix="1×1 reduction width r: ", font=dict(size=16)),
+                            font=dict(size=14)))
+        visible = [False] * total
+        for t in naive_idx + step_idx[active]:
+            visible[t] = True
+        layout = {f"sliders[{j}].visible": j == m for j in range(len(groups))}
+        layout.update({f"sliders[{m}].active": active, f"annotations[{note}].text": texts[active],
+                       "yaxis.range": [0, peak[0] * 1.18], "yaxis2.range": [0, peak[1] * 1.18]})
+        menu.append(dict(method="update", label=list(modules)[m], args=[{"visible": visible}, layout]))
+
+    first = groups[0]
+    fig.add_annotation(text=first[2][first[5]], xref="paper", yref="paper", x=0, y=1.1, xanchor="left",
+                       yanchor="bottom", showarrow=False, align="left", font=dict(size=16))
+    fig.update_yaxes(range=[0, first[3][0] * 1.18], row=1, col=1, title_text="MACs")
+    fig.update_yaxes(range=[0, first[3][1] * 1.18], row=1, col=2, title_text="parameters")
+    fig.update_xaxes(title_text="branch", tickfont=dict(size=16))
+    fig.update_layout(barmode="group", bargap=0.25, sliders=sliders, uniformtext=dict(minsize=11, mode="show"),
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"),
+                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=1, y=1.3, xanchor="right",
+                                        yanchor="bottom", direction="down", showactive=True,
+                                        font=dict(size=15))] if len(menu) > 1 else [])
+    style(fig, title=title, height=620)
+    return fig.update_layout(margin=dict(l=20, r=20, t=190 if title else 150, b=20))

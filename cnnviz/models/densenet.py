@@ -119,3 +119,109 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+# ---------------------------------------------------------------- for the book: channels, stages, concatenations
+
+from dataclasses import dataclass  # noqa: E402  (kept with the helpers that use it)
+from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
+
+# The Keras applications table of the ResNet lecture: parameters as Keras counts them, that is with
+# BatchNorm's moving mean and variance (not trained) on top of torchvision's count.
+KERAS_PARAMS = {"densenet121": 8_062_504, "densenet169": 14_307_880, "densenet201": 20_242_984}
+
+
+def block_channels(block_config: Sequence[int], *, growth_rate: int = 32, num_init_features: int = 64,
+                   compression: float = 0.5) -> List[Tuple[int, int, Optional[int]]]:
+    """Channels in and out of each dense block, and after the transition that follows it.
+
+    A block of n layers turns c channels into c + n·k (k = ``growth_rate``); a
+    transition keeps floor(θ·m) of its m channels (θ = ``compression``), none
+    after the last block. DenseNet-121: ``[(64, 256, 128), (128, 512, 256),
+    (256, 1024, 512), (512, 1024, None)]``.
+    """
+    result, channels = [], num_init_features
+    for i, layers in enumerate(block_config):
+        out = channels + layers * growth_rate
+        after = int(compression * out) if i < len(block_config) - 1 else None
+        result.append((channels, out, after))
+        channels = after
+    return result
+
+
+_STAGE_NAMES = {"conv0": "Convolution", "norm0": "Convolution", "relu0": "Convolution", "pool0": "Pooling",
+                "norm5": "Classification", "classifier": "Classification"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of Table 1 of Huang et al. 2017, computed from a model.
+
+    ``layers`` counts the bottleneck layers of a dense block (0 elsewhere);
+    ``in_channels``/``output_shape`` are what the stage receives and makes;
+    ``params`` and ``macs`` (multiply–accumulates, FLOPs / 2) add up its layers
+    for one image; ``receptive_field`` is in input pixels (``None`` for the classifier).
+    """
+    name: str
+    in_channels: int
+    output_shape: Tuple[int, ...]
+    layers: int
+    params: int
+    macs: int
+    receptive_field: Optional[int]
+
+
+def stages(model: DenseNet, input_size=None) -> List[Stage]:
+    """The rows of Table 1 (Convolution, Pooling, Dense Block (1), Transition Layer (1), ..., Classification)
+    of a DenseNet, computed with ``cnnviz.summary`` on ``input_size`` (default: the model's own).
+
+    The classification row holds the final batch norm, the global average
+    pooling and the fully connected layer. The CIFAR networks have no Pooling row.
+    """
+    from cnnviz.summaries import summary
+    if not isinstance(model, DenseNet):
+        raise TypeError(f"stages() describes cnnviz's DenseNets, not {type(model).__name__}.")
+    input_size = tuple(input_size or model.default_input_size)
+    result: List[Stage] = []
+    channels = input_size[0]
+    for row in summary(model, input_size).group(2).rows:
+        short = row.name.split(".")[-1]
+        match = re.fullmatch(r"(denseblock|transition)(\d+)", short)
+        if match:
+            name = f"{'Dense Block' if match[1] == 'denseblock' else 'Transition Layer'} ({match[2]})"
+        else:
+            name = _STAGE_NAMES.get(short, short)
+        layers = len(model.get_submodule(row.name)) if match and match[1] == "denseblock" else 0
+        field = row.receptive_field if name != "Classification" else None
+        if result and result[-1].name == name:  # another layer of the same row (conv0, norm0, relu0)
+            last = result[-1]
+            result[-1] = Stage(name, last.in_channels, row.output_shape, last.layers, last.params + row.params,
+                               last.macs + row.macs, field if field is not None else last.receptive_field)
+        else:
+            result.append(Stage(name, channels, row.output_shape, layers, row.params, row.macs, field))
+        channels = row.output_shape[0]
+    return result
+
+
+def concatenated_inputs(summary) -> Dict[str, int]:
+    """Elements (per image) of the concatenated tensors a DenseNet builds in each dense block.
+
+    Every layer of a block concatenates all earlier maps into a new tensor before
+    its batch norm (its input: c₀ + (l−1)·k channels for layer l), and the block
+    concatenates once more for its output: memory that grows with the square of
+    the number of layers, and that ``Summary.activation_bytes`` leaves out
+    (made outside leaf modules). ``summary`` is ``cnnviz.summary`` of a DenseNet;
+    the keys are the blocks' names (``"features.denseblock1"``, ...).
+    """
+    totals: Dict[str, int] = {}
+    for row in summary.rows:
+        match = re.fullmatch(r"(.*denseblock\d+)\.denselayer\d+\.norm1", row.name)
+        if match:
+            totals[match[1]] = totals.get(match[1], 0) + row.activations
+    for row in summary.group(2).rows:  # the block's output is one more concatenation
+        if row.name in totals:
+            totals[row.name] += row.activations
+    return totals
+
+
+__all__ += ["KERAS_PARAMS", "block_channels", "Stage", "stages", "concatenated_inputs"]

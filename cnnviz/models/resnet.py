@@ -342,3 +342,120 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+# ---------------------------------------------------------------- for the book: blocks, stages, shortcuts
+
+# He et al. 2016, "Identity mappings", Table 2 (also the homework's table): CIFAR-10 test error in %
+# of ResNet-110 and ResNet-164 for five arrangements of the residual unit (their Figure 4 a-e).
+PREACT_TABLE2 = {
+    "original (conv-BN-ReLU, ReLU after the addition)": (6.61, 5.93),
+    "BN after addition": (8.17, 6.50),
+    "ReLU before addition": (7.84, 6.14),
+    "ReLU-only pre-activation": (6.71, 5.91),
+    "full pre-activation (BN-ReLU-conv)": (6.37, 5.46),
+}
+# The Keras applications table of the ResNet lecture: parameters as Keras counts them, that is with
+# BatchNorm's moving mean and variance (not trained) and with a bias in every convolution.
+KERAS_PARAMS = {"resnet50": 25_636_712, "resnet101": 44_707_176, "resnet152": 60_419_944}
+
+_BLOCKS = {"basic": tv.BasicBlock, "bottleneck": BottleneckV1}
+
+
+def residual_block(kind: str, in_channels: int, width: int, stride: int = 1, *, v1_5: bool = False) -> nn.Module:
+    """One residual block of the ImageNet ResNets, as ``imagenet_resnet`` builds it.
+
+    ``kind="basic"``: two 3×3 convolutions with ``width`` filters; output ``width``
+    channels. ``kind="bottleneck"``: 1×1 to ``width``, 3×3 with ``width``, 1×1 to
+    ``4·width`` channels (v1: stride on the first 1×1; ``v1_5=True``: on the 3×3).
+    Where the shape changes (``stride > 1`` or other output channels) the shortcut
+    is a 1×1 projection with batch norm (option B of He et al. 2016), else the identity.
+    Input ``(B, in_channels, H, W)``, output ``(B, width·e, H/stride, W/stride)``.
+    """
+    if kind not in _BLOCKS:
+        raise ValueError(f"kind must be 'basic' or 'bottleneck', got {kind!r}.")
+    block = tv.Bottleneck if kind == "bottleneck" and v1_5 else _BLOCKS[kind]
+    out_channels = width * block.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                   nn.BatchNorm2d(out_channels))
+    return block(in_channels, width, stride, downsample)
+
+
+def all_projections(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose every residual block has a projection shortcut: option C of He et al. 2016.
+
+    Blocks that already project (option B: where the shape changes) are kept;
+    the others get a 1×1 convolution and batch norm (``C_in·C_out + 2·C_out``
+    parameters) instead of the identity. ``model`` itself is not changed.
+    Works on the ImageNet ResNets and on single ``residual_block``s.
+    """
+    import copy
+    model = copy.deepcopy(model)
+    for block in model.modules():
+        if isinstance(block, (tv.BasicBlock, tv.Bottleneck)) and block.downsample is None:
+            out_channels = (block.bn3 if isinstance(block, tv.Bottleneck) else block.bn2).num_features
+            with torch.device(block.conv1.weight.device):
+                block.downsample = nn.Sequential(nn.Conv2d(block.conv1.in_channels, out_channels, 1, bias=False),
+                                                 nn.BatchNorm2d(out_channels))
+    return model
+
+
+from dataclasses import dataclass  # noqa: E402  (kept with the helpers that use it)
+from typing import Optional, Tuple  # noqa: E402
+
+_PAPER_STAGES = (("conv1", ("conv1", "bn1", "relu")), ("conv2_x", ("maxpool", "layer1")), ("conv3_x", ("layer2",)),
+                 ("conv4_x", ("layer3",)), ("conv5_x", ("layer4",)), ("fc", ("avgpool", "fc")))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of Table 1 of He et al. 2016, computed from a model.
+
+    ``layers`` are the (kernel size, filters) of the convolutions of one block of
+    the stage (of the stem for ``conv1``; empty for ``fc``); ``blocks`` how many
+    blocks the stage stacks. ``output_shape`` is (C, H, W) or (classes,);
+    ``params`` and ``macs`` (multiply–accumulates, FLOPs / 2) add up the stage's
+    layers for one image; ``receptive_field`` is the side in input pixels of what
+    one unit at the end of the stage sees (``None`` for ``fc``).
+    """
+    name: str
+    output_shape: Tuple[int, ...]
+    blocks: int
+    layers: Tuple[Tuple[int, int], ...]
+    params: int
+    macs: int
+    receptive_field: Optional[int]
+
+
+def stages(model: "ResNet", input_size=(3, 224, 224)):
+    """The rows of Table 1 (conv1, conv2_x ... conv5_x, fc) of an ImageNet ResNet, computed with ``cnnviz.summary``.
+
+    The max pool is counted in conv2_x, as in the paper's table; the fc row
+    holds the global average pooling and the classifier.
+    """
+    from cnnviz.summaries import summary
+    if not isinstance(model, ResNet):
+        raise TypeError(f"stages() describes the ImageNet ResNets (cnnviz.models.resnet.ResNet), "
+                        f"not {type(model).__name__}.")
+    rows = {r.name: r for r in summary(model, input_size).group(1).rows}
+    result = []
+    for name, members in _PAPER_STAGES:
+        parts = [rows[m] for m in members]
+        if name == "conv1":
+            blocks, convs = 0, [model.conv1]
+        elif name == "fc":
+            blocks, convs = 0, []
+        else:
+            layer = getattr(model, members[-1])
+            blocks = len(layer)
+            convs = [m for n, m in layer[0].named_children() if n.startswith("conv")]
+        fields = [p.receptive_field for p in parts if p.receptive_field is not None and name != "fc"]
+        result.append(Stage(name, parts[-1].output_shape, blocks,
+                            tuple((c.kernel_size[0], c.out_channels) for c in convs),
+                            sum(p.params for p in parts), sum(p.macs for p in parts), fields[-1] if fields else None))
+    return result
+
+
+__all__ += ["PREACT_TABLE2", "KERAS_PARAMS", "residual_block", "all_projections", "Stage", "stages"]

@@ -1,0 +1,229 @@
+"""ImageNet results of the course's models: measured accuracies, each with its source and protocol.
+
+An accuracy is a measurement, not a computation, so it cannot be derived from the
+model: it comes either from the metadata that travels with torchvision's
+weights, or from a table of the paper that introduced the model.
+
+- **torchvision**: for every registered model with ImageNet weights (``info(name).weights``),
+  ``acc@1`` and ``acc@5`` are read from ``weights.meta["_metrics"]["ImageNet-1K"]`` and the
+  protocol from ``weights.transforms()`` (resize, then one centre crop). Never typed in.
+- **papers**: ``_PAPER_ERRORS`` below, the only accuracies typed into cnnviz, each with
+  its table and row. Papers print *error* rates; they are kept exactly as printed and
+  turned into accuracies (100 − error) here.
+
+Every accuracy is in percent of the 50,000 ILSVRC-2012 validation images: top-1 counts
+an image as right when the highest score is its class, top-5 when its class is among
+the five highest scores. Results differ in protocol (one centre crop, ten crops,
+144 crops; one network or an ensemble), and only like can be compared with like:
+``ImageNetResult.crops`` and ``.models`` say which.
+
+Left out on purpose: LeNet-5 (MNIST digits, never ImageNet), NiN (its paper reports
+CIFAR-10, CIFAR-100, SVHN and MNIST only; the ImageNet NiN of the Caffe model zoo has no
+published paper result), the CIFAR models of chapters 10 and 11, and AlexNet as one
+tower (``alexnet``: Krizhevsky et al. measured the two-GPU network, ``alexnet_2gpu``).
+
+``KERAS_TABLE`` holds the rows of the lecture's Keras applications table that match a
+registered model, as printed, so that the book can set its parameter counts and
+depths beside cnnviz's computed ones.
+"""
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import List, Optional, Tuple
+
+__all__ = ["ImageNetResult", "imagenet_results", "result", "KerasRow", "KERAS_TABLE", "source_label"]
+
+
+@dataclass(frozen=True)
+class ImageNetResult:
+    """One published ImageNet-1k validation result of a registered model.
+
+    ``top1`` and ``top5`` are accuracies in % (``None`` where the source gives none);
+    ``source`` is a BibTeX key of ``book/references.bib`` or ``"torchvision"``;
+    ``where`` is the table and row (or the weights) the numbers come from;
+    ``protocol`` says how each validation image was fed to the network;
+    ``crops`` is the number of views averaged per image (``None``: the source does not
+    say); ``models`` the number of networks averaged (1 for a single model).
+    """
+    model: str
+    top1: Optional[float]
+    top5: Optional[float]
+    source: str
+    where: str
+    protocol: str
+    crops: Optional[int] = 1
+    models: int = 1
+    note: str = ""
+
+    @property
+    def single_model(self) -> bool:
+        """One network (not an ensemble): the results that belong in a per-model chart."""
+        return self.models == 1
+
+
+# ----------------------------------------------------------------------------- papers
+# (model, top-1 error %, top-5 error %, source, where, protocol, crops, models, note), as printed.
+_TEN_CROP = "10 crops of 224×224 per image (4 corners and centre, and their mirror images), softmax averaged"
+_PAPER_ERRORS = (
+    # Krizhevsky et al. 2012, Table 2 (ILSVRC-2012 validation); testing as in their section 4.1.
+    ("alexnet_2gpu", 40.7, 18.2, "krizhevsky2012imagenet", "Table 2, row '1 CNN'", _TEN_CROP, 10, 1,
+     "The network of the paper, split over two GPUs."),
+    ("alexnet_2gpu", 38.1, 16.4, "krizhevsky2012imagenet", "Table 2, row '5 CNNs'", _TEN_CROP, 10, 5,
+     "Average of five networks."),
+    # Zeiler & Fergus 2014, Table 2 (ImageNet 2012 validation).
+    ("zfnet", 38.4, 16.5, "zeiler2014visualizing", "Table 2, row '1 convnet as per Fig. 3'",
+     "224×224 crops; the test-time crops are not stated (section 3 describes 10 corner and centre crops "
+     "with flips)", None, 1, ""),
+    ("zfnet_wide", 37.5, 16.0, "zeiler2014visualizing",
+     "Table 2, row '1 convnet as per Fig. 3 but with layers 3,4,5: 512,1024,512 maps'",
+     "224×224 crops; the test-time crops are not stated (section 3 describes 10 corner and centre crops "
+     "with flips)", None, 1, ""),
+    # Szegedy et al. 2015, Table 3 (validation): top-5 only.
+    ("googlenet", None, 10.07, "szegedy2015going", "Table 3, row '1 model, 1 crop'",
+     "one 224×224 crop per image", 1, 1, "The paper gives no top-1 error for this setting."),
+    ("googlenet", None, 9.15, "szegedy2015going", "Table 3, row '1 model, 10 crops'", _TEN_CROP, 10, 1, ""),
+    ("googlenet", None, 7.89, "szegedy2015going", "Table 3, row '1 model, 144 crops'",
+     "144 crops per image: 4 scales × 3 squares × 6 crops (4 corners, centre, the whole square) × 2 mirrors",
+     144, 1, ""),
+    ("googlenet", None, 6.67, "szegedy2015going", "Table 3, row '7 models, 144 crops'",
+     "144 crops per image (as above) for each of 7 networks", 144, 7, "The ILSVRC 2014 winning entry."),
+    # He et al. 2016, Table 3 (validation, 10-crop testing); ResNet-50/101/152 use option B shortcuts.
+    ("resnet34", 24.52, 7.46, "he2016deep", "Table 3, row 'ResNet-34 B'", _TEN_CROP, 10, 1,
+     "Option B: projection shortcuts where the dimensions change."),
+    ("resnet50", 22.85, 6.71, "he2016deep", "Table 3, row 'ResNet-50'", _TEN_CROP, 10, 1, ""),
+    ("resnet101", 21.75, 6.05, "he2016deep", "Table 3, row 'ResNet-101'", _TEN_CROP, 10, 1, ""),
+    ("resnet152", 21.43, 5.71, "he2016deep", "Table 3, row 'ResNet-152'", _TEN_CROP, 10, 1, ""),
+    # Huang et al. 2017, Table 3 (validation, single-crop / 10-crop).
+    ("densenet264", 22.15, 6.12, "huang2017densely", "Table 3, row 'DenseNet-264 (k=32)', single-crop",
+     "one 224×224 centre crop per image", 1, 1, ""),
+    ("densenet264", 20.80, 5.29, "huang2017densely", "Table 3, row 'DenseNet-264 (k=32)', 10-crop",
+     _TEN_CROP, 10, 1, ""),
+)
+
+# Why a registered model has no result (the error message of ``result``).
+_NO_RESULT = {
+    "lenet5": "LeNet-5 classified handwritten digits (MNIST); it was never trained on ImageNet.",
+    "lenet5_1998": "LeNet-5 classified handwritten digits (MNIST); it was never trained on ImageNet.",
+    "nin": ("The Network in Network paper reports CIFAR-10, CIFAR-100, SVHN and MNIST results only; its "
+            "ImageNet model (Caffe model zoo) has no published paper result."),
+    "alexnet": ("Krizhevsky et al. measured the network split over two GPUs: see result('alexnet_2gpu'). "
+                "No result is published for the one-tower variant."),
+}
+
+
+def _accuracy(error: Optional[float]) -> Optional[float]:
+    return None if error is None else round(100.0 - error, 2)
+
+
+def _from_paper(row) -> ImageNetResult:
+    model, top1_err, top5_err, source, where, protocol, crops, n_models, note = row
+    return ImageNetResult(model, _accuracy(top1_err), _accuracy(top5_err), source, where, protocol, crops,
+                          n_models, note)
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+def _from_weights(name: str, weights) -> ImageNetResult:
+    metrics = weights.meta["_metrics"]["ImageNet-1K"]
+    preset = weights.transforms()  # torchvision's ImageClassification: resize, then one centre crop
+    crop, resize = preset.crop_size[0], preset.resize_size[0]
+    docs = " ".join(weights.meta.get("_docs", "").split())
+    return ImageNetResult(
+        model=name, top1=float(metrics["acc@1"]), top5=float(metrics["acc@5"]), source="torchvision",
+        where=f"{type(weights).__name__}.{weights.name} metadata",
+        protocol=f"one {crop}×{crop} centre crop per image (shorter side resized to {resize})",
+        crops=1, models=1, note=docs)
+
+
+@lru_cache(maxsize=1)
+def _all() -> Tuple[ImageNetResult, ...]:
+    from cnnviz import models
+    names = models.available()
+    rank = {n: k for k, n in enumerate(names)}
+    found, seen = [], set()
+    for name in names:  # a weights file shared by two names (resnet18, resnet18_tv) gives one result
+        weights = models.info(name).weights
+        if weights is not None and weights not in seen:
+            seen.add(weights)
+            found.append(_from_weights(name, weights))
+    found += [_from_paper(row) for row in _PAPER_ERRORS]
+    # course order; for one model, torchvision's result first, then the paper's in table order
+    order = {id(r): k for k, r in enumerate(found)}
+    return tuple(sorted(found, key=lambda r: (rank[r.model], r.source != "torchvision", order[id(r)])))
+
+
+def imagenet_results() -> List[ImageNetResult]:
+    """Every ImageNet result of a registered model, in the order of the course.
+
+    For each model, torchvision's result (if it has weights) comes first, then the
+    paper's results in the order of its table. Ensembles and multi-crop results are
+    included: filter on ``single_model`` and ``crops`` to compare like with like.
+    """
+    return list(_all())
+
+
+def result(name: str, source: Optional[str] = None) -> ImageNetResult:
+    """The headline ImageNet result of the registered model ``name``.
+
+    That is the first of ``imagenet_results()`` for it: torchvision's if the model has
+    weights, else the paper's single-model result. ``source`` (``"torchvision"`` or a
+    BibTeX key) picks the first result from that source instead. A name that shares its
+    weights with another (``resnet18_tv`` and ``resnet18``) gets that model's result.
+    Raises ``ValueError`` for an unknown name, and ``LookupError`` saying why when
+    there is no result.
+    """
+    from cnnviz import models
+    spec = models.info(name)  # ValueError, with suggestions, for an unknown name
+    candidates = [r for r in _all() if r.model == name]
+    if not candidates and spec.weights is not None:
+        candidates = [r for r in _all() if r.source == "torchvision" and models.info(r.model).weights is spec.weights]
+    if source is not None:
+        sources = sorted({r.source for r in candidates})
+        candidates = [r for r in candidates if r.source == source]
+        if not candidates:
+            raise LookupError(f"There is no ImageNet result for {name} from {source!r}; its sources are: "
+                              f"{', '.join(sources) or 'none'}.")
+    if not candidates:
+        reason = _NO_RESULT.get(name) or (
+            f"{name} is a model for {spec.input_size[1]}×{spec.input_size[2]} images (CIFAR); it has no "
+            "ImageNet result." if spec.input_size[1] < 64 else f"No ImageNet result is recorded for {name}.")
+        raise LookupError(reason)
+    return candidates[0]
+
+
+def source_label(source: str) -> str:
+    """A source as a short label, first author and year: ``"he2016deep"`` → ``"He 2016"``; others kept."""
+    match = re.fullmatch(r"([a-z]+)(\d{4})[a-z]*", source)
+    return f"{match.group(1).capitalize()} {match.group(2)}" if match else source
+
+
+# ----------------------------------------------------------------------------- the lecture's Keras table
+
+@dataclass(frozen=True)
+class KerasRow:
+    """One row of the Keras applications table the ResNet lecture shows (keras.io/api/applications).
+
+    As printed: ``size_mb`` the weights file, ``top1``/``top5`` as fractions (Keras's own
+    weights and evaluation), ``params`` Keras's parameter count, ``depth`` its depth
+    column (``None`` where the table prints "-"). ``model`` is the matching registered name.
+    """
+    model: str
+    keras_name: str
+    size_mb: int
+    top1: float
+    top5: float
+    params: int
+    depth: Optional[int]
+
+
+#: The lecture's rows for the models cnnviz registers (Xception, Inception, MobileNet, NASNet rows left out).
+KERAS_TABLE = (
+    KerasRow("vgg16", "VGG16", 528, 0.713, 0.901, 138_357_544, 23),
+    KerasRow("vgg19", "VGG19", 549, 0.713, 0.900, 143_667_240, 26),
+    KerasRow("resnet50", "ResNet50", 98, 0.749, 0.921, 25_636_712, None),
+    KerasRow("resnet101", "ResNet101", 171, 0.764, 0.928, 44_707_176, None),
+    KerasRow("resnet152", "ResNet152", 232, 0.766, 0.931, 60_419_944, None),
+    KerasRow("densenet121", "DenseNet121", 33, 0.750, 0.923, 8_062_504, 121),
+    KerasRow("densenet169", "DenseNet169", 57, 0.762, 0.932, 14_307_880, 169),
+    KerasRow("densenet201", "DenseNet201", 80, 0.773, 0.936, 20_242_984, 201),
+)
