@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import List, Optional, Tuple
 
-__all__ = ["ImageNetResult", "imagenet_results", "result", "KerasRow", "KERAS_TABLE", "source_label"]
+__all__ = ["ImageNetResult", "imagenet_results", "results_for", "result", "KerasRow", "KERAS_TABLE", "source_label"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,20 @@ def imagenet_results() -> List[ImageNetResult]:
     return list(_all())
 
 
+def results_for(name: str) -> List[ImageNetResult]:
+    """The results of the registered model ``name``, in the order of ``imagenet_results()``; ``[]`` if none.
+
+    A name that shares its weights with another (``resnet18_tv`` and ``resnet18``) gets
+    that model's torchvision result. Raises ``ValueError`` for an unknown name.
+    """
+    from cnnviz import models
+    spec = models.info(name)  # ValueError, with suggestions, for an unknown name
+    found = [r for r in _all() if r.model == name]
+    if not found and spec.weights is not None:
+        found = [r for r in _all() if r.source == "torchvision" and models.info(r.model).weights is spec.weights]
+    return found
+
+
 def result(name: str, source: Optional[str] = None) -> ImageNetResult:
     """The headline ImageNet result of the registered model ``name``.
 
@@ -173,10 +187,7 @@ def result(name: str, source: Optional[str] = None) -> ImageNetResult:
     there is no result.
     """
     from cnnviz import models
-    spec = models.info(name)  # ValueError, with suggestions, for an unknown name
-    candidates = [r for r in _all() if r.model == name]
-    if not candidates and spec.weights is not None:
-        candidates = [r for r in _all() if r.source == "torchvision" and models.info(r.model).weights is spec.weights]
+    candidates = results_for(name)
     if source is not None:
         sources = sorted({r.source for r in candidates})
         candidates = [r for r in candidates if r.source == source]
@@ -184,6 +195,7 @@ def result(name: str, source: Optional[str] = None) -> ImageNetResult:
             raise LookupError(f"There is no ImageNet result for {name} from {source!r}; its sources are: "
                               f"{', '.join(sources) or 'none'}.")
     if not candidates:
+        spec = models.info(name)
         reason = _NO_RESULT.get(name) or (
             f"{name} is a model for {spec.input_size[1]}×{spec.input_size[2]} images (CIFAR); it has no "
             "ImageNet result." if spec.input_size[1] < 64 else f"No ImageNet result is recorded for {name}.")

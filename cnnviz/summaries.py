@@ -791,6 +791,6 @@ def _smallest_side(model, shape):
 def _with_min_size(err, model, shape):
     _, c, h, w = shape
     side = _smallest_side(model, shape)
-    tail = f" The smallest input that fits every layer is {side}×{side}." if side is not None else ""
+    tail = f" The smallest input for which every convolution and pooling layer has an output is {side}×{side}." if side is not None else ""
     return InputTooSmall(f"A {c}×{h}×{w} input is too small for this model: {err}{tail}",
                          layer=err.layer, kind=err.kind, min_size=side)

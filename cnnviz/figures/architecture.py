@@ -24,8 +24,8 @@ from plotly.subplots import make_subplots
 from cnnviz.plot import style
 
 __all__ = ["KIND_COLOURS", "SIZE_BY", "ELEMENTWISE", "kind_colour", "diagram_units", "architecture_svg",
-           "architecture_figure", "human", "unit_label", "inception_presets", "inception_branches",
-           "inception_cost_figure"]
+           "architecture_figure", "human", "unit_label", "LECTURE_INCEPTION", "inception_presets",
+           "inception_branches", "inception_cost_svg", "inception_cost_figure"]
 
 #: Colours by the family of a layer's kind (the same in the SVG diagram, the twin and the widgets).
 KIND_COLOURS = {"conv": "#3b75af", "pool": "#ef8636", "linear": "#8d69b8", "block": "#2a9d8f",
@@ -397,13 +397,17 @@ def _callout(u, x, y, index):
 def _rf_track(units, fields, x_of, base_y, rf_h, x_left, x_right, highlight, input_size):
     """The receptive field of each unit as a red line on a log scale, under the blocks."""
     top, bottom = base_y + 14, base_y + rf_h - 8
-    largest = max(max(f for f in fields if f), input_size or 1)
-    scale = math.log(largest * 1.1) or 1.0
-    y_of = lambda f: bottom - (bottom - top) * math.log(max(f, 1)) / scale  # noqa: E731
+    largest = max(max(f for f in fields if f), input_size or 1) * 1.15
+    smallest = min(min(f for f in fields if f), input_size or largest) * 0.8
+    lo, span = math.log(smallest), (math.log(largest) - math.log(smallest)) or 1.0
+    y_of = lambda f: bottom - (bottom - top) * (math.log(max(f, smallest)) - lo) / span  # noqa: E731
     out = []
     decade = 10
-    while decade <= largest * 1.1:  # faint lines at 10, 100, 1000 px, labelled at the right edge
+    while decade <= largest:  # faint lines at 10, 100, 1000 px, labelled at the right edge
         yd = y_of(decade)
+        if decade < smallest:
+            decade *= 10
+            continue
         out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yd:.1f}" y2="{yd:.1f}" stroke="#d0d5dc"/>')
         out.append(_text(x_right - 2, yd - 3, f"{decade} px", 11, anchor="end", fill="#888"))
         decade *= 10
@@ -484,7 +488,9 @@ def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = N
         lay = {"xaxis4.tickvals": x[::every], "xaxis4.ticktext": text[::every]}
         size = (input_sizes or {}).get(label)
         lay["shapes"] = [dict(type="line", xref="x4 domain", x0=0, x1=1, yref="y4", y0=size, y1=size,
-                              line=dict(color="#666", dash="dash", width=2))] if size else []
+                              line=dict(color="#666", dash="dash", width=2),
+                              label=dict(text=f"image side {size} px", textposition="start",
+                                         yanchor="bottom", font=dict(size=14, color="#444")))] if size else []
         return lay
 
     buttons = []
@@ -546,18 +552,123 @@ def inception_presets() -> "OrderedDict[str, dict]":
 _BRANCH_KEYS = ("branch1", "branch2", "branch3", "branch4")
 
 
-def inception_branches(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
-    """The layers of each branch as (kind, label, out_channels) in order, for drawing: ``None`` widths
-    (naive branches) have no 1×1 layer."""
-    def red(width):
-        return [] if width is None else [("reduce", f"1×1 conv, {width}", width)]
+def inception_branches(in_channels: int, size: int, ch1x1: int, ch3x3red: Optional[int], ch3x3: int,
+                       ch5x5red: Optional[int], ch5x5: int, pool_proj: Optional[int]):
+    """The layers of each branch of ``Inception(in_channels, ...)`` on a ``size``×``size`` input, for drawing.
+
+    ``{"branch1": [(kind, label, out_channels, macs, params), ...], ...}`` in
+    order, ``kind`` one of ``"conv"``, ``"reduce"`` (a 1×1 reduction or
+    projection) and ``"pool"``; MACs and parameters from ``cnnviz.layers``
+    (pooling is free). ``None`` widths (naive branches) have no 1×1 layer.
+    """
+    from cnnviz.layers import conv_macs, conv_params
+
+    def conv(kind, c_in, c_out, f):
+        return (kind, f"{f}×{f} conv, {c_out}", c_out, conv_macs(c_in, size, size, c_out, f, p=f // 2),
+                conv_params(c_in, c_out, f))
+
+    def reduce_then(reduced, c_out, f):
+        first = [] if reduced is None else [conv("reduce", in_channels, reduced, 1)]
+        return first + [conv("conv", in_channels if reduced is None else reduced, c_out, f)]
+
+    pool = ("pool", "3×3 max pool", in_channels, 0, 0)
     return OrderedDict([
-        ("branch1", [("conv", f"1×1 conv, {ch1x1}", ch1x1)]),
-        ("branch2", red(ch3x3red) + [("conv", f"3×3 conv, {ch3x3}", ch3x3)]),
-        ("branch3", red(ch5x5red) + [("conv", f"5×5 conv, {ch5x5}", ch5x5)]),
-        ("branch4", [("pool", "3×3 max pool", in_channels)]
-         + ([] if pool_proj is None else [("reduce", f"1×1 conv, {pool_proj}", pool_proj)])),
+        ("branch1", [conv("conv", in_channels, ch1x1, 1)]),
+        ("branch2", reduce_then(ch3x3red, ch3x3, 3)),
+        ("branch3", reduce_then(ch5x5red, ch5x5, 5)),
+        ("branch4", [pool] + ([] if pool_proj is None else [conv("reduce", in_channels, pool_proj, 1)])),
     ])
+
+
+_BOX_COLOURS = {"conv": ("#3b75af", "#fff"), "reduce": ("#9cc3e4", "#111"), "pool": ("#ef8636", "#111")}
+
+
+def inception_cost_svg(in_channels: int, size: int, ch1x1: int, ch3x3red: Optional[int], ch3x3: int,
+                       ch5x5red: Optional[int], ch5x5: int, pool_proj: Optional[int], *, width: int = 1100,
+                       height: int = 560) -> str:
+    """The naive Inception module beside this one, as an SVG string: both drawn as in the lecture (input,
+    four branches, concatenation), every layer with its MACs, and under each branch a bar of its MACs on
+    one scale for both modules, then each module's total. The naive module has the same branch widths
+    and no 1×1 reductions or pool projection (Szegedy et al. 2015, Figure 2a vs 2b)."""
+    naive = (in_channels, size, ch1x1, None, ch3x3, None, ch5x5, None)
+    this = (in_channels, size, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)
+    costs = [_costs(*naive), _costs(*this)]
+    branches = [inception_branches(*naive), inception_branches(*this)]
+    peak_branch = max(c.branches[b].macs for c in costs for b in _BRANCH_KEYS) or 1
+    peak_total = max(c.total.macs for c in costs) or 1
+    gap = 30
+    panel = (width - gap) / 2
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+             f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" '
+             f'aria-label="naive and bottleneck Inception modules">']
+    titles = ("naive module", "this module" if (ch3x3red, ch5x5red, pool_proj) != (None, None, None) else
+              "this module (also naive)")
+    for k, (cost, layers, title) in enumerate(zip(costs, branches, titles)):
+        x0 = k * (panel + gap)
+        parts.extend(_module_panel(x0, panel, height, title, cost, layers, in_channels, size, peak_branch,
+                                   peak_total))
+    parts.append(f'<line x1="{panel + gap / 2:.1f}" x2="{panel + gap / 2:.1f}" y1="8" y2="{height - 8}" '
+                 'stroke="#ccc"/>')
+    return "".join(parts) + "</svg>"
+
+
+def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, peak_total):
+    out = [_text(x0 + 4, 26, title, 21, weight="bold"),
+           _text(x0 + 4, 52, f"{human(cost.total.macs)} MACs · {human(cost.total.params)} params · output depth "
+                             f"{cost.out_channels}", 17)]
+    box_h, col = 48, w / 4
+
+    def box(cx, y, bw, text, sub, fill, ink):
+        lines = [_text(cx, y + (19 if sub else 30), text, 15, anchor="middle", fill=ink, weight="bold")]
+        if sub:
+            lines.append(_text(cx, y + 38, sub, 14, anchor="middle", fill=ink))
+        return [f'<rect x="{cx - bw / 2:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{box_h}" rx="6" fill="{fill}" '
+                'stroke="#333" stroke-width="1"/>'] + lines
+
+    def arrow(x, y1, y2):
+        return (f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2 - 6:.1f}" stroke="#555" stroke-width="1.5"/>'
+                f'<path d="M{x - 5:.1f},{y2 - 8:.1f} L{x + 5:.1f},{y2 - 8:.1f} L{x:.1f},{y2:.1f} z" fill="#555"/>')
+
+    top = 66
+    out += box(x0 + w / 2, top, w * 0.8, f"input {size}×{size}×{c_in}", None, "#eceff3", "#111")
+    rows_y = (top + box_h + 30, top + 2 * box_h + 48)
+    concat_y = rows_y[1] + box_h + 30
+    for b, key in enumerate(_BRANCH_KEYS):
+        cx = x0 + (b + 0.5) * col
+        stack = layers[key]
+        ys = rows_y[-len(stack):]  # a single layer sits next to the concatenation
+        out.append(arrow(cx, top + box_h, ys[0]))
+        for (kind, label, out_c, macs, _), y in zip(stack, ys):
+            fill, ink = _BOX_COLOURS[kind]
+            out += box(cx, y, col - 10, label, f"{human(macs)} MACs" if kind != "pool" else f"free, {out_c} maps", fill, ink)
+        for y_from, y_to in zip(ys, ys[1:]):
+            out.append(arrow(cx, y_from + box_h, y_to))
+        out.append(arrow(cx, ys[-1] + box_h, concat_y))
+    out += box(x0 + w / 2, concat_y, w * 0.8, f"concatenation {size}×{size}×{cost.out_channels}", None,
+               "#eceff3", "#111")
+    # per-branch MACs on one scale for both modules
+    label_y = concat_y + box_h + 26
+    out.append(_text(x0 + 4, label_y, "MACs per branch", 15, fill="#444"))
+    bar_top, bar_bottom = label_y + 26, height - 86
+    for b, key in enumerate(_BRANCH_KEYS):
+        cx = x0 + (b + 0.5) * col
+        c = cost.branches[key]
+        h = max(1.5, (bar_bottom - bar_top) * c.macs / peak_branch)
+        out.append(f'<rect x="{cx - col * 0.3:.1f}" y="{bar_bottom - h:.1f}" width="{col * 0.6:.1f}" height="{h:.1f}" '
+                   f'fill="{KIND_COLOURS["conv"]}"><title>{_BRANCH_NAMES[b]} branch: {c.macs:,} MACs, '
+                   f'{c.params:,} parameters</title></rect>')
+        out.append(_text(cx, bar_bottom - h - 5, human(c.macs), 15, anchor="middle", weight="bold"))
+        out.append(_text(cx, bar_bottom + 18, f"{_BRANCH_NAMES[b]} · {human(c.params)} params", 13,
+                         anchor="middle", fill="#444"))
+    out.append(f'<line x1="{x0:.1f}" x2="{x0 + w:.1f}" y1="{bar_bottom}" y2="{bar_bottom}" stroke="#444"/>')
+    ty = height - 40
+    tw = (w - 8) * cost.total.macs / peak_total
+    out.append(f'<rect x="{x0 + 4:.1f}" y="{ty:.1f}" width="{max(tw, 2):.1f}" height="26" rx="3" '
+               f'fill="{KIND_COLOURS["conv"]}" opacity="0.85"/>')
+    inside = tw > 170
+    out.append(_text(x0 + 12 if inside else x0 + tw + 12, ty + 19, f"total {human(cost.total.macs)} MACs", 16,
+                     weight="bold", fill="#fff" if inside else "#111"))
+    return out
 
 
 _BRANCH_NAMES = ("1×1", "3×3", "5×5", "pool")
@@ -587,7 +698,7 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
     defaults are the lecture's example: 854 M MACs and 672 output maps naive,
     271 M and 480 maps at r = 64. With ``googlenet=True`` a menu adds
     GoogLeNet's nine modules (Table 1 widths and input sizes), each with the
-    same slider plus a "Table 1" step for the paper's own reductions.
+    same slider plus a "Table 1" step for the paper's own reductions (``ch3x3red``, ``ch5x5red``).
     """
     reductions = [int(r) for r in reductions]
     if not reductions or any(r < 1 for r in reductions):
@@ -608,7 +719,7 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
     for m, (label, (kw, paper)) in enumerate(modules.items()):
         steps = [(f"r = {r}", r, r) for r in reductions]
         if paper is not None:
-            steps.append((f"Table 1 ({paper[0]}, {paper[1]})", paper[0], paper[1]))
+            steps.append(("Table 1", paper[0], paper[1]))  # the paper's own (ch3x3red, ch5x5red)
         active = next((k for k, s in enumerate(steps) if s[1] == s[2] == start), 0) if paper is None else len(steps) - 1
         naive = _costs(kw["in_channels"], kw["size"], kw["ch1x1"], None, kw["ch3x3"], None, kw["ch5x5"], None)
         naive_idx = []
@@ -665,15 +776,17 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
         menu.append(dict(method="update", label=list(modules)[m], args=[{"visible": visible}, layout]))
 
     first = groups[0]
-    fig.add_annotation(text=first[2][first[5]], xref="paper", yref="paper", x=0, y=1.1, xanchor="left",
+    fig.add_annotation(text=first[2][first[5]], xref="paper", yref="paper", x=0, y=1.09, xanchor="left",
                        yanchor="bottom", showarrow=False, align="left", font=dict(size=16))
     fig.update_yaxes(range=[0, first[3][0] * 1.18], row=1, col=1, title_text="MACs")
     fig.update_yaxes(range=[0, first[3][1] * 1.18], row=1, col=2, title_text="parameters")
-    fig.update_xaxes(title_text="branch", tickfont=dict(size=16))
-    fig.update_layout(barmode="group", bargap=0.25, sliders=sliders, uniformtext=dict(minsize=11, mode="show"),
-                      legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"),
-                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=1, y=1.3, xanchor="right",
+    fig.update_xaxes(tickfont=dict(size=16))
+    fig.update_traces(textfont=dict(size=13), cliponaxis=False)
+    fig.update_layout(barmode="group", bargap=0.22, bargroupgap=0.06, sliders=sliders,
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1.27, yanchor="bottom",
+                                  font=dict(size=16)),
+                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=1, y=1.27, xanchor="right",
                                         yanchor="bottom", direction="down", showactive=True,
                                         font=dict(size=15))] if len(menu) > 1 else [])
-    style(fig, title=title, height=620)
-    return fig.update_layout(margin=dict(l=20, r=20, t=190 if title else 150, b=20))
+    style(fig, title=title, height=600)
+    return fig.update_layout(margin=dict(l=20, r=20, t=200 if title else 160, b=10))

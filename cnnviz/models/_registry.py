@@ -38,6 +38,7 @@ class ModelSpec:
     description: str
     weights: Optional[object] = None
     kwargs: Dict[str, object] = field(default_factory=dict)
+    num_classes: int = 1000  # the paper's number of classes: the default of ``get``
 
 
 _REGISTRY: Dict[str, ModelSpec] = {}
@@ -45,11 +46,13 @@ _REGISTRY: Dict[str, ModelSpec] = {}
 
 def register(name: str, builder: Callable[..., nn.Module], *, family: str, paper: str,
              input_size: Tuple[int, int, int], description: str, weights: Optional[object] = None,
-             **kwargs) -> None:
-    """Add ``name`` to the registry. ``builder(num_classes=..., **kwargs)`` must return a fresh model."""
+             num_classes: int = 1000, **kwargs) -> None:
+    """Add ``name`` to the registry. ``builder(num_classes=..., **kwargs)`` must return a fresh model;
+    ``num_classes`` is the paper's (10 for LeNet's digits and the CIFAR networks)."""
     if name in _REGISTRY:
         raise ValueError(f"A model called {name!r} is registered twice.")
-    _REGISTRY[name] = ModelSpec(name, builder, family, paper, tuple(input_size), description, weights, dict(kwargs))
+    _REGISTRY[name] = ModelSpec(name, builder, family, paper, tuple(input_size), description, weights, dict(kwargs),
+                                num_classes)
 
 
 def _lookup(name: str) -> ModelSpec:
@@ -94,14 +97,19 @@ def families() -> List[str]:
     return list(dict.fromkeys(_REGISTRY[n].family for n in _ordered()))
 
 
-def get(name: str, *, num_classes: int = 1000, pretrained: bool = False) -> nn.Module:
+def get(name: str, *, num_classes: Optional[int] = None, pretrained: bool = False) -> nn.Module:
     """Build the model ``name`` (see ``available()``) with ``num_classes`` outputs.
+
+    ``num_classes`` defaults to the paper's: 1000 for the ImageNet networks, 10
+    for LeNet-5 and the CIFAR networks (``info(name).num_classes``).
 
     ``pretrained=True`` loads torchvision's ImageNet weights into it, for the
     models whose architecture matches torchvision's exactly; the file comes
     from the torch hub cache, or is downloaded into it when there is internet.
     """
     spec = _lookup(name)
+    if num_classes is None:
+        num_classes = spec.num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if pretrained and num_classes != 1000:

@@ -114,7 +114,7 @@ def _register_all() -> None:
                              + ("; identical to torchvision's." if depth in _TV_WEIGHTS else
                                 "; torchvision has no weights for it."))
     register("densenet_bc_100", cifar_densenet, family="densenet", paper="huang2017densely",
-             input_size=(3, 32, 32), depth=100, growth_rate=12,
+             input_size=(3, 32, 32), num_classes=10, depth=100, growth_rate=12,
              description="CIFAR DenseNet-BC (L=100, k=12): 3 dense blocks of 16 bottleneck layers, 0.8M parameters.")
 
 
@@ -129,6 +129,8 @@ from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 # The Keras applications table of the ResNet lecture: parameters as Keras counts them, that is with
 # BatchNorm's moving mean and variance (not trained) on top of torchvision's count.
 KERAS_PARAMS = {"densenet121": 8_062_504, "densenet169": 14_307_880, "densenet201": 20_242_984}
+# Table 2 of Huang et al. 2017: parameters of the three CIFAR DenseNet-BC networks, keyed by (depth L, growth rate k).
+TABLE2_BC_PARAMS = {(100, 12): 0.8e6, (250, 24): 15.3e6, (190, 40): 25.6e6}
 
 
 def block_channels(block_config: Sequence[int], *, growth_rate: int = 32, num_init_features: int = 64,
@@ -171,20 +173,21 @@ class Stage:
     receptive_field: Optional[int]
 
 
-def stages(model: DenseNet, input_size=None) -> List[Stage]:
+def stages(model: DenseNet, input_size=None, *, precomputed=None) -> List[Stage]:
     """The rows of Table 1 (Convolution, Pooling, Dense Block (1), Transition Layer (1), ..., Classification)
     of a DenseNet, computed with ``cnnviz.summary`` on ``input_size`` (default: the model's own).
 
+    ``precomputed``: that summary, if you already have it (saves a forward pass).
     The classification row holds the final batch norm, the global average
     pooling and the fully connected layer. The CIFAR networks have no Pooling row.
     """
     from cnnviz.summaries import summary
     if not isinstance(model, DenseNet):
         raise TypeError(f"stages() describes cnnviz's DenseNets, not {type(model).__name__}.")
-    input_size = tuple(input_size or model.default_input_size)
+    table = precomputed if precomputed is not None else summary(model, tuple(input_size or model.default_input_size))
     result: List[Stage] = []
-    channels = input_size[0]
-    for row in summary(model, input_size).group(2).rows:
+    channels = table.input_size[0]
+    for row in table.group(2).rows:
         short = row.name.split(".")[-1]
         match = re.fullmatch(r"(denseblock|transition)(\d+)", short)
         if match:
@@ -224,4 +227,4 @@ def concatenated_inputs(summary) -> Dict[str, int]:
     return totals
 
 
-__all__ += ["KERAS_PARAMS", "block_channels", "Stage", "stages", "concatenated_inputs"]
+__all__ += ["KERAS_PARAMS", "TABLE2_BC_PARAMS", "block_channels", "Stage", "stages", "concatenated_inputs"]

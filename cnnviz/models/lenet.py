@@ -272,9 +272,9 @@ def lenet5_1998(*, num_classes: int = 1000) -> LeNet1998:
     return LeNet1998(num_classes=num_classes)
 
 
-register("lenet5", lenet5, family="lenet", paper="lecun1998gradient", input_size=(1, 32, 32),
+register("lenet5", lenet5, family="lenet", paper="lecun1998gradient", input_size=(1, 32, 32), num_classes=10,
          description="LeNet-5 as taught today: 32×32 grey input, conv 6@5×5, avg-pool, conv 16@5×5, avg-pool, "
-                     "fc 120-84, tanh; build it with num_classes=10 for the 10 digits.")
-register("lenet5_1998", lenet5_1998, family="lenet", paper="lecun1998gradient", input_size=(1, 32, 32),
+                     "fc 120-84, tanh, 10 outputs for the 10 digits.")
+register("lenet5_1998", lenet5_1998, family="lenet", paper="lecun1998gradient", input_size=(1, 32, 32), num_classes=10,
          description="LeNet-5 as published in 1998: C3's partial connection table, trainable subsampling, "
                      "scaled tanh, RBF output units; 60,000 trainable parameters for the 10 digits.")

@@ -324,7 +324,7 @@ def _register_all() -> None:
         register(f"resnet{depth}_tv", imagenet_resnet, weights=_TV_WEIGHTS[depth], depth=depth, v1_5=True,
                  **imagenet, description=f"torchvision's resnet{depth} (v1.5): stride on the 3x3 convolution of "
                                          "the bottleneck; more multiply-adds than v1, same parameters.")
-    cifar = dict(family="resnet", input_size=(3, 32, 32))
+    cifar = dict(family="resnet", input_size=(3, 32, 32), num_classes=10)
     for depth in (20, 32, 44, 56, 110):
         register(f"resnet{depth}", cifar_resnet, paper=_PAPER, depth=depth, **cifar,
                  description=f"CIFAR-10 ResNet-{depth} (section 4.2): {(depth - 2) // 6} basic blocks per stage, "
@@ -429,9 +429,10 @@ class Stage:
     receptive_field: Optional[int]
 
 
-def stages(model: "ResNet", input_size=(3, 224, 224)):
+def stages(model: "ResNet", input_size=(3, 224, 224), *, precomputed=None):
     """The rows of Table 1 (conv1, conv2_x ... conv5_x, fc) of an ImageNet ResNet, computed with ``cnnviz.summary``.
 
+    ``precomputed``: ``summary(model, input_size)``, if you already have it (saves a forward pass).
     The max pool is counted in conv2_x, as in the paper's table; the fc row
     holds the global average pooling and the classifier.
     """
@@ -439,7 +440,8 @@ def stages(model: "ResNet", input_size=(3, 224, 224)):
     if not isinstance(model, ResNet):
         raise TypeError(f"stages() describes the ImageNet ResNets (cnnviz.models.resnet.ResNet), "
                         f"not {type(model).__name__}.")
-    rows = {r.name: r for r in summary(model, input_size).group(1).rows}
+    table = precomputed if precomputed is not None else summary(model, input_size)
+    rows = {r.name: r for r in table.group(1).rows}
     result = []
     for name, members in _PAPER_STAGES:
         parts = [rows[m] for m in members]

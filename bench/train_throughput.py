@@ -1,0 +1,240 @@
+"""Training throughput of cnnviz.train against a conventional DataLoader loop, in images per second.
+
+    python bench/train_throughput.py                 # ResNet-20, batch 128, 2 threads, 10 timed steps per row
+    python bench/train_throughput.py --steps 30      # steadier figures
+    python bench/train_throughput.py --profile       # also where the time of one step goes (torch profiler)
+
+Data: N random uint8 images of CIFAR-10's shape (3×32×32, N = 10,000) with
+random labels; model ``cifar_resnet(20)``; SGD (momentum 0.9, weight decay
+1e-4), batch 128, float32 (no AMP on the CPU).
+
+Rows:
+- compute only: one optimisation step on a fixed batch that is already
+  normalised: the ceiling any loader can reach; its GFLOP/s is measured with
+  ``torch.utils.flop_counter`` (convolutions and the linear layer, forward +
+  backward).
+- loaders alone: batches of 128 augmented, normalised images per second
+  (``DeviceLoader`` vs torchvision's ``DataLoader`` with ``RandomCrop(32,
+  padding=4)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize`` on PIL images).
+- training: ``Trainer.step()`` (loader + step, no host synchronisation per
+  step), and the conventional loop (``DataLoader`` + ``loss.item()`` every
+  step) with 0 and 2 worker processes, with and without channels_last.
+
+Goals on this CPU (issue "Training that people can watch"): ResNet-20 at
+≥ 3,500 images/s, and cnnviz.train never slower than the conventional loop.
+Prints figures; asserts nothing (timings do not belong in tests/).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from _timing import cpu_name  # bench/_timing.py (scripts run from bench/)
+from cnnviz.models.resnet import cifar_resnet
+from cnnviz.train import DeviceLoader, TensorData, Trainer
+
+GOAL_IMAGES_PER_S = 3500
+BATCH = 128
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def _load():
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+
+
+def _random_cifar(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    return images, labels
+
+
+def _model(channels_last):
+    torch.manual_seed(0)
+    model = cifar_resnet(20)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _sgd(model):
+    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+
+def _per_second(fn, steps, warmup):
+    """Images per second over ``steps`` calls of ``fn`` (each one batch) after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def flops_per_image(model):
+    """Forward + backward FLOPs of one image (batch of 128), counted by torch.utils.flop_counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y = torch.randn(BATCH, 3, 32, 32), torch.randint(0, 10, (BATCH,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / BATCH
+
+
+def compute_only(channels_last, steps, warmup):
+    model = _model(channels_last)
+    opt = _sgd(model)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (BATCH,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return _per_second(step, steps, warmup)
+
+
+def _torchvision_loader(images, labels, workers):
+    import torchvision.transforms as T
+    from PIL import Image
+
+    hwc = images.permute(0, 2, 3, 1).numpy()  # (N, 32, 32, 3) as torchvision's CIFAR10.data
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(MEAN, STD)])
+
+    class PILImages(torch.utils.data.Dataset):  # what torchvision.datasets.CIFAR10 does per sample
+        def __len__(self):
+            return len(hwc)
+
+        def __getitem__(self, i):
+            return transform(Image.fromarray(hwc[i])), int(labels[i])
+
+    return torch.utils.data.DataLoader(PILImages(), batch_size=BATCH, shuffle=True, num_workers=workers,
+                                       drop_last=True, persistent_workers=workers > 0)
+
+
+def _endless(loader):
+    while True:
+        yield from loader
+
+
+def loader_only(kind, images, labels, steps, warmup):
+    if kind == "DeviceLoader":
+        loader = DeviceLoader(images, labels, batch_size=BATCH, mean=MEAN, std=STD, device="cpu", augment=True,
+                              generator=torch.Generator().manual_seed(0))
+    else:
+        loader = _torchvision_loader(images, labels, workers=0)
+    batches = _endless(loader)
+    return _per_second(lambda: next(batches), steps, warmup)
+
+
+def trainer_steps(data, channels_last, steps, warmup):
+    trainer = Trainer(_model(False), data, epochs=1000, batch_size=BATCH, device="cpu", channels_last=channels_last,
+                      seed=0, progress=False, log_every=10**6)  # no evaluation within the timed steps
+    return _per_second(trainer.step, steps, warmup)
+
+
+def conventional(images, labels, channels_last, workers, steps, warmup):
+    model = _model(channels_last)
+    opt = _sgd(model)
+    batches = _endless(_torchvision_loader(images, labels, workers))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    running = []
+
+    def step():
+        x, y = next(batches)
+        x = x.contiguous(memory_format=fmt)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        running.append(loss.item())  # what most training loops do every step
+
+    return _per_second(step, steps, warmup)
+
+
+def profile_step(channels_last):
+    from torch.profiler import ProfilerActivity, profile
+
+    model = _model(channels_last)
+    opt = _sgd(model)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (BATCH,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            step()
+    print(f"\nWhere a step's time goes (3 steps, channels_last={channels_last}):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per row (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each row (default 2)")
+    parser.add_argument("--images", type=int, default=10_000, help="random CIFAR-shaped images (default 10,000)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--profile", action="store_true", help="also print the torch profiler's table for a step")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    images, labels = _random_cifar(args.images)
+    data = TensorData.from_arrays(images, labels, images[:BATCH], labels[:BATCH], mean=MEAN, std=STD)
+    gflop = flops_per_image(cifar_resnet(20)) / 1e9
+    print(f"ResNet-20 training, batch {BATCH}, float32, {args.images} random 3×32×32 images; "
+          f"{args.steps} timed steps per row after {args.warmup}")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
+          f"threads, oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}")
+    print(f"Load average before the run: {_load()} (1 min)")
+    print(f"Work: {gflop:.3f} GFLOP per image (forward + backward). The goal of {GOAL_IMAGES_PER_S} images/s "
+          f"needs {GOAL_IMAGES_PER_S * gflop:.0f} GFLOP/s.\n")
+
+    header = f"{'row':<58} {'images/s':>9} {'GFLOP/s':>8} {'load':>6}"
+    print(header)
+    print("-" * len(header))
+
+    def row(name, ips):
+        print(f"{name:<58} {ips:>9.0f} {ips * gflop:>8.1f} {_load():>6}", flush=True)
+        return ips
+
+    s = args.steps
+    w = args.warmup
+    best = {}
+    for cl in (False, True):
+        best[("compute", cl)] = row(f"compute only, channels_last={cl}", compute_only(cl, s, w))
+    row("loader alone: cnnviz DeviceLoader (crop + flip + normalise)", loader_only("DeviceLoader", images, labels,
+                                                                                    5 * s, w))
+    row("loader alone: torchvision DataLoader, 0 workers", loader_only("torchvision", images, labels, 5 * s, w))
+    for cl in (False, True):
+        best[("trainer", cl)] = row(f"cnnviz Trainer.step(), channels_last={cl}", trainer_steps(data, cl, s, w))
+    for cl in (False, True):
+        for workers in (0, 2):
+            best[("conv", cl, workers)] = row(f"conventional DataLoader loop, {workers} workers, channels_last={cl}",
+                                              conventional(images, labels, cl, workers, s, w))
+    print()
+    ours = max(best[("trainer", False)], best[("trainer", True)])
+    theirs = max(v for k, v in best.items() if k[0] == "conv")
+    print(f"Best cnnviz.train: {ours:.0f} images/s; best conventional loop: {theirs:.0f} images/s "
+          f"({ours / theirs:.2f}×). Goal {GOAL_IMAGES_PER_S} images/s: "
+          f"{'met' if ours >= GOAL_IMAGES_PER_S else 'NOT MET'}.")
+    print(f"Compute-only ceiling: {max(best[('compute', False)], best[('compute', True)]):.0f} images/s.")
+    print(f"Load average after the run: {_load()} (1 min)")
+    if args.profile:
+        for cl in (False, True):
+            profile_step(cl)
+
+
+if __name__ == "__main__":
+    main()

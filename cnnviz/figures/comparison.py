@@ -1,0 +1,417 @@
+"""Comparing architectures (chapter 12): what each model costs to run, and the accuracy it buys.
+
+``model_costs`` computes, for registered models, the three costs of a network:
+parameters (storage), multiply–accumulates (time; MACs, one multiplication plus one
+addition, so FLOPs ≈ 2 × MACs) and activation memory for one image, all from
+``cnnviz.summary`` on the meta device. ``depth`` counts weight layers,
+``pytorch_flops`` asks PyTorch's own FLOP counter. ``accuracy_chart`` draws accuracy
+against cost in the style of Canziani, Paszke and Culurciello (2016, "An analysis of
+deep neural network models for practical applications"), with menus that work
+without a kernel.
+"""
+import html
+import math
+import re
+import textwrap
+from functools import lru_cache
+from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Sequence
+
+import plotly.graph_objects as go
+import torch
+import torch.nn as nn
+from plotly.colors import qualitative
+from torch.overrides import TorchFunctionMode
+
+from cnnviz.plot import style
+
+__all__ = ["Costs", "Depth", "model_costs", "depth", "pytorch_flops", "model_label", "accuracy_chart",
+           "X_AXES", "Y_AXES", "SHOW"]
+
+
+class Costs(NamedTuple):
+    """What one model costs for one image, as ``cnnviz.summary`` counts it in eval mode.
+
+    ``params``: the learned parameters of the layers the forward pass runs (BatchNorm's
+    running statistics are not parameters), the sum of the summary's rows; this is
+    ``total_params`` for every registered model except GoogLeNet, whose auxiliary
+    classifiers only run in training. ``macs``: ``total_macs``, the multiply–accumulates
+    of the convolutions and linear layers (FLOPs ≈ 2 × MACs). ``activation_bytes``: the
+    layer outputs of one forward pass (float32), ``activation_bytes`` of the summary.
+    """
+    params: int
+    macs: int
+    activation_bytes: int
+
+
+class Depth(NamedTuple):
+    """How deep a model is, counted two ways: ``path``, the most weight layers (convolutions and
+    linear layers) on one path from the input to the output, the count that names VGG-16 or
+    ResNet-50; and ``weight_layers``, every weight layer the forward pass runs (shortcut
+    projections and parallel branches included)."""
+    path: int
+    weight_layers: int
+
+
+# ----------------------------------------------------------------------------- costs
+
+class _ShapeOnlyBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose forward only makes a new tensor of the input's shape.
+
+    On the meta device BatchNorm runs a Python decomposition (about 10 ms a call, most
+    of a DenseNet's summary time); its output is a new tensor shaped like its input,
+    so a copy gives the same shapes, MACs (0) and activation memory. ``clone`` keeps the
+    autograd graph that ``depth`` walks.
+    """
+
+    def forward(self, x):
+        return x.clone()
+
+
+class _SkipInit(TorchFunctionMode):
+    """Skips the in-place random and fill operations of weight initialisation.
+
+    Tensors on the meta device hold no values, yet initialising them still runs
+    PyTorch's Python decompositions of ``normal_``, ``uniform_``, ...: about half of the
+    time it takes to build a model there. Only the listed value-changing methods are
+    skipped (they return their tensor, as they would), and only on meta tensors.
+    """
+    _SKIPPED = frozenset(getattr(torch.Tensor, name) for name in (
+        "normal_", "uniform_", "fill_", "zero_", "copy_", "bernoulli_", "random_", "erfinv_", "mul_", "add_",
+        "clamp_", "exponential_", "log_normal_", "cauchy_", "geometric_"))
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self._SKIPPED and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+@lru_cache(maxsize=None)
+def _meta_model(name: str) -> nn.Module:
+    """A registered model on the meta device, in eval mode, with shape-only BatchNorm: never handed out."""
+    from cnnviz import models
+    with torch.device("meta"), _SkipInit():
+        model = models.get(name)
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = _ShapeOnlyBatchNorm  # same parameters and buffers, cheaper forward
+    return model.eval()
+
+
+def _input_size(name: str, input_size) -> tuple:
+    from cnnviz import models
+    return tuple(models.info(name).input_size if input_size is None else input_size)
+
+
+@lru_cache(maxsize=None)
+def _costs(name: str, input_size: tuple) -> Costs:
+    from cnnviz.summaries import summary
+    s = summary(_meta_model(name), input_size)
+    return Costs(sum(row.params for row in s.rows), s.total_macs, s.activation_bytes)
+
+
+def model_costs(names: Iterable[str], input_size: Optional[Sequence[int]] = None) -> Dict[str, Costs]:
+    """``{name: Costs(params, macs, activation_bytes)}`` for registered model names, for one image (see ``Costs``).
+
+    ``input_size`` = (C, H, W) for every model; ``None`` gives each model its own default
+    (``info(name).input_size``: 227×227 for AlexNet, 224×224 for most, 32×32 for CIFAR models).
+    Computed with ``cnnviz.summary`` on the meta device (shapes only, no arithmetic) and
+    cached, so asking again is free. MACs are multiply–accumulates (FLOPs / 2).
+    """
+    if isinstance(names, str):
+        names = [names]
+    return {name: _costs(name, _input_size(name, input_size)) for name in names}
+
+
+_WEIGHTED = ("ConvolutionBackward", "AddmmBackward", "MmBackward", "BmmBackward")
+
+
+@lru_cache(maxsize=None)
+def _depth(name: str) -> Depth:
+    model = _meta_model(name)
+    x = torch.zeros((1, *_input_size(name, None)), device="meta", requires_grad=True)  # (1, C, H, W)
+    with torch.enable_grad():
+        out = model(x)
+    longest = {}  # autograd node -> most weight layers on a path from x to it (None: x does not reach it)
+    stack = [(out.grad_fn, False)]
+    while stack:  # iterative depth-first walk: DenseNet-264's graph is deeper than Python's recursion limit
+        node, children_done = stack.pop()
+        if node in longest:
+            continue
+        children = [child for child, _ in node.next_functions if child is not None]
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if child not in longest)
+            continue
+        if type(node).__name__ == "AccumulateGrad":
+            longest[node] = 0 if node.variable is x else None
+            continue
+        reached = [longest[c] for c in children if longest.get(c) is not None]
+        best = max(reached) if reached else None
+        weighted = type(node).__name__.startswith(_WEIGHTED)
+        longest[node] = None if best is None else best + weighted
+    on_paths = [n for n, v in longest.items() if v is not None and type(n).__name__.startswith(_WEIGHTED)]
+    return Depth(longest[out.grad_fn] or 0, len(on_paths))
+
+
+def depth(name: str) -> Depth:
+    """``Depth(path, weight_layers)`` of a registered model at its default input, from its autograd graph.
+
+    ``path``: the most convolution and linear layers on any path from the input to the
+    output (VGG-16: 16, ResNet-50: 50, GoogLeNet: 22; pooling, normalisation and
+    activations are not counted). ``weight_layers``: all the convolution and linear
+    layers the forward pass runs in eval mode (ResNet-50's 4 shortcut projections and
+    Inception's parallel branches included, GoogLeNet's training-only auxiliary
+    classifiers not).
+    """
+    return _depth(name)
+
+
+def pytorch_flops(name: str, input_size: Optional[Sequence[int]] = None) -> int:
+    """FLOPs of one image as PyTorch's ``torch.utils.flop_counter.FlopCounterMode`` counts them.
+
+    It counts 2 FLOPs (a multiplication and an addition) per multiply–accumulate of the
+    convolutions and matrix products, so for these CNNs it is exactly 2 × ``Costs.macs``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.zeros((1, *_input_size(name, input_size)), device="meta")  # (1, C, H, W)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        _meta_model(name)(x)
+    return int(counter.get_total_flops())
+
+
+# ----------------------------------------------------------------------------- the chart
+
+_BASE = {"alexnet": "AlexNet", "zfnet": "ZFNet", "vgg": "VGG-", "googlenet": "GoogLeNet", "resnet": "ResNet-",
+         "densenet": "DenseNet-", "lenet": "LeNet-", "nin": "NiN"}
+_SUFFIX = {"bn": "BN", "tv": "tv", "wide": "wide", "2gpu": "", "1998": "(1998)"}
+_FAMILY_LABELS = {"alexnet": "AlexNet & ZFNet", "vgg": "VGG", "googlenet": "GoogLeNet", "resnet": "ResNet",
+                  "densenet": "DenseNet", "lenet": "LeNet", "nin": "NiN"}
+
+
+def model_label(name: str) -> str:
+    """A registered name as a chart label: ``vgg16_bn`` → "VGG-16 BN", ``resnet50_tv`` → "ResNet-50 tv"."""
+    match = re.fullmatch(r"([a-z]+?)(\d*)((?:_[a-z0-9]+)*)", name)
+    if not match or match.group(1) not in _BASE:
+        return name
+    base, number, suffixes = match.groups()
+    words = [_SUFFIX.get(s) for s in suffixes.split("_")[1:]]
+    if any(w is None for w in words):
+        return name
+    return " ".join([_BASE[base] + number] + [w for w in words if w])
+
+
+#: The x axes of the chart: key → (menu label, axis title, value of a ``Costs``, the note under the chart).
+X_AXES = {
+    "macs": ("x: multiply–accumulates", "multiply–accumulates per image (G MACs, log scale)",
+             lambda c: c.macs / 1e9,
+             "x: multiply–accumulates (MACs) of the convolutions and linear layers for one image at the "
+             "model's own input size; FLOPs ≈ 2 × MACs."),
+    "params": ("x: parameters", "parameters (millions, log scale)", lambda c: c.params / 1e6,
+               "x: learned parameters used at inference (BatchNorm's running statistics and GoogLeNet's "
+               "training-only auxiliary classifiers not counted); 4 bytes each in float32."),
+    "activations": ("x: activation memory", "activation memory per image (MB, log scale)",
+                    lambda c: c.activation_bytes / 1e6,
+                    "x: the forward pass's layer outputs for one image in float32 (MB = 10⁶ bytes); "
+                    "training keeps them all for the backward pass."),
+}
+#: The y axes: key → (menu label, axis title, attribute of an ``ImageNetResult``, note).
+Y_AXES = {
+    "top1": ("y: top-1 accuracy", "top-1 accuracy (%)", "top1",
+             "y: top-1 accuracy on the 50,000 ImageNet validation images (the best guess is right)."),
+    "top5": ("y: top-5 accuracy", "top-5 accuracy (%)", "top5",
+             "y: top-5 accuracy on the 50,000 ImageNet validation images (the class is among the five best "
+             "guesses)."),
+}
+#: The result filter: key → (menu label, which origins are shown).
+SHOW = {"all": ("all single-model results", ("torchvision", "paper")),
+        "torchvision": ("torchvision weights only", ("torchvision",)),
+        "paper": ("papers only", ("paper",))}
+_SYMBOLS = {1: "circle", 10: "diamond", None: "square"}
+_CROPS = {1: "one centre crop", 10: "10 crops", None: "crops not stated"}
+_KEY = "marker area ∝ parameters · hover a marker for its numbers, source and protocol · click the legend to hide a family"
+_MAX_MARKER = 56  # px, the diameter of the largest marker
+_PLOT_PX = (680, 430)  # the plotting area's rough size in px, for placing the labels
+_LABEL_PLACES = ("top center", "bottom center", "middle right", "middle left")
+
+
+def _origin(r) -> str:
+    return "torchvision" if r.source == "torchvision" else "paper"
+
+
+def _fmt(v, unit=" %"):
+    return "—" if v is None else f"{v:.2f}{unit}"
+
+
+def _hover(r, c, spec) -> str:
+    from cnnviz.accuracy import source_label
+    from cnnviz.figures.architecture import human
+    source = "torchvision" if r.source == "torchvision" else f"{source_label(r.source)} [{r.source}]"
+    lines = [f"<b>{html.escape(model_label(r.model))}</b> ({r.model})",
+             f"top-1 {_fmt(r.top1)} · top-5 {_fmt(r.top5)}",
+             f"parameters {human(c.params)} · MACs {human(c.macs)} · activations {c.activation_bytes / 1e6:.0f} MB",
+             f"input {'×'.join(str(s) for s in spec.input_size)}",
+             f"source: {html.escape(source)}, {html.escape(r.where)}"]
+    for text in (f"protocol: {r.protocol}", r.note):
+        lines += [html.escape(line) for line in textwrap.wrap(text, 80)]
+    return "<br>".join(lines)
+
+
+def _log_ticks(values):
+    """Tick values 1, 2, 5 × 10^k spanning ``values``, and their labels as plain numbers."""
+    lo, hi = min(values), max(values)
+    ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5)]
+    ticks = [t for t in ticks if lo / 1.6 <= t <= hi * 1.6]
+    return ticks, [f"{t:g}" for t in ticks]
+
+
+def _label_places(xs, ys, radii, texts):
+    """A text position per marker (``_LABEL_PLACES``) that keeps labels off other labels and markers.
+
+    Greedy, largest marker first, in rough pixel coordinates of the plotting area (x on a
+    log scale); markers without a y value (not drawn) get "top center".
+    """
+    drawn = [k for k, y in enumerate(ys) if y is not None]
+    places = ["top center"] * len(xs)
+    if not drawn:
+        return places
+    (w_px, h_px) = _PLOT_PX
+    lx = [math.log10(xs[k]) for k in drawn]
+    x0, x1 = min(lx), max(lx)
+    y0, y1 = min(ys[k] for k in drawn), max(ys[k] for k in drawn)
+    u = {k: 40 + (math.log10(xs[k]) - x0) / ((x1 - x0) or 1) * (w_px - 80) for k in drawn}
+    v = {k: 40 + (ys[k] - y0) / ((y1 - y0) or 1) * (h_px - 80) for k in drawn}  # upwards
+    boxes = [(u[k] - radii[k], v[k] - radii[k], u[k] + radii[k], v[k] + radii[k]) for k in drawn]  # markers
+
+    def overlap(a, b):
+        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+    for k in sorted(drawn, key=lambda k: -radii[k]):
+        w, h, r = 7.0 * len(texts[k]) + 4, 15.0, radii[k]
+        centres = {"top center": (u[k], v[k] + r + 2 + h / 2), "bottom center": (u[k], v[k] - r - 2 - h / 2),
+                   "middle right": (u[k] + r + 3 + w / 2, v[k]), "middle left": (u[k] - r - 3 - w / 2, v[k])}
+        best = None
+        for rank, place in enumerate(_LABEL_PLACES):
+            cx, cy = centres[place]
+            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            outside = (max(0.0, -box[0]) + max(0.0, box[2] - w_px)) * h
+            own = drawn.index(k)
+            cost = sum(overlap(box, b) for j, b in enumerate(boxes) if j != own) + outside + rank  # rank: prefer top
+            if best is None or cost < best[0]:
+                best = (cost, place, box)
+        places[k] = best[1]
+        boxes.append(best[2])
+    return places
+
+
+def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Optional[str] = None) -> go.Figure:
+    """Accuracy against cost, one marker per result, in the style of Canziani et al. (2016).
+
+    ``results``: single-model ``cnnviz.accuracy.ImageNetResult``\\ s (an ensemble is not
+    one model's accuracy: ``ValueError``); ``costs``: ``{name: Costs}`` from
+    ``model_costs`` for every result's model. Marker area is proportional to the
+    parameters, colour tells the family, the symbol the number of test crops; hovering
+    shows every number with its source and protocol. With no kernel, three menus switch
+    the x axis (MACs, parameters, activation memory; log scale), the y axis (top-1,
+    top-5: results without a top-1 value, like GoogLeNet's, appear on the top-5 axis only)
+    and the results shown (all, torchvision's weights, papers). MACs are multiply–accumulates
+    (FLOPs / 2). The data traces come first, one per (family, origin), each with
+    ``meta = {"family", "origin", "models"}``; legend-only traces (no points) follow.
+    """
+    from cnnviz import models
+    results = list(results)
+    if not results:
+        raise ValueError("Give at least one result (cnnviz.accuracy.imagenet_results()).")
+    ensembles = [f"{r.model} ({r.where})" for r in results if not r.single_model]
+    if ensembles:
+        raise ValueError("An ensemble's accuracy is not one model's: leave out " + "; ".join(ensembles) + ".")
+    missing = sorted({r.model for r in results} - set(costs))
+    if missing:
+        raise ValueError(f"costs has no entry for {', '.join(missing)}: use model_costs(names) for every result's "
+                         "model.")
+
+    families = models.families()
+    colour = {f: qualitative.D3[k % len(qualitative.D3)] for k, f in enumerate(families)}
+    family_of = {r.model: models.info(r.model).family for r in results}
+    groups = {}  # (family, origin) -> results, in family order
+    for r in sorted(results, key=lambda r: (families.index(family_of[r.model]), _origin(r))):
+        groups.setdefault((family_of[r.model], _origin(r)), []).append(r)
+    keys = list(groups)
+    flat = [r for k in keys for r in groups[k]]  # every result, trace by trace
+    sizeref = 2 * max(costs[r.model].params for r in results) / _MAX_MARKER ** 2
+    radii = [0.5 * max(5.0, math.sqrt(costs[r.model].params / sizeref)) for r in flat]
+    texts = [model_label(r.model) for r in flat]
+
+    def per_trace(values):  # one flat list -> one list per data trace
+        out, k = [], 0
+        for key in keys:
+            out.append(values[k:k + len(groups[key])])
+            k += len(groups[key])
+        return out
+
+    def x_values(key):
+        return [X_AXES[key][2](costs[r.model]) for r in flat]
+
+    def y_values(key):
+        return [getattr(r, Y_AXES[key][2]) for r in flat]
+
+    def places(x_key, y_key):
+        return per_trace(_label_places(x_values(x_key), y_values(y_key), radii, texts))
+
+    fig = go.Figure()
+    first_places = places("macs", "top1")
+    for t, (family, origin) in enumerate(keys):
+        group = groups[(family, origin)]
+        fig.add_trace(go.Scatter(
+            x=[X_AXES["macs"][2](costs[r.model]) for r in group], y=[r.top1 for r in group],
+            mode="markers+text", text=[model_label(r.model) for r in group], textposition=first_places[t],
+            textfont=dict(size=12, color="#333"), name=_FAMILY_LABELS.get(family, family), legendgroup=family,
+            showlegend=False, hoverinfo="text",
+            hovertext=[_hover(r, costs[r.model], models.info(r.model)) for r in group],
+            meta=dict(family=family, origin=origin, models=[r.model for r in group]),
+            marker=dict(size=[costs[r.model].params for r in group], sizemode="area", sizeref=sizeref, sizemin=5,
+                        color=colour[family], opacity=0.75, symbol=[_SYMBOLS.get(r.crops, "star") for r in group],
+                        line=dict(width=1, color="#222"))))
+    data_traces = list(range(len(keys)))
+    # legend-only traces: the families' colours and the crops' symbols (clicking a family hides its markers)
+    for family in dict.fromkeys(f for f, _ in keys):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_FAMILY_LABELS.get(family, family),
+                                 legendgroup=family, hoverinfo="skip",
+                                 legendgrouptitle=dict(text="family") if len(fig.data) == len(keys) else None,
+                                 marker=dict(size=12, color=colour[family], symbol="circle")))
+    for crops in sorted({r.crops for r in flat}, key=lambda c: (c is None, c or 0)):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_CROPS.get(crops, f"{crops} crops"),
+                                 legendgroup="crops", hoverinfo="skip",
+                                 legendgrouptitle=dict(text="test crops"),
+                                 marker=dict(size=12, color="#999", symbol=_SYMBOLS.get(crops, "star"))))
+
+    x_buttons = []
+    for key, (label, axis, _, note) in X_AXES.items():
+        ticks, ticktext = _log_ticks(x_values(key))
+        x_buttons.append(dict(method="update", label=label, args=[
+            {"x": per_trace(x_values(key)), "textposition": places(key, "top1")},
+            {"xaxis.title.text": axis, "xaxis.tickvals": ticks, "xaxis.ticktext": ticktext,
+             "annotations[0].text": note}, data_traces]))
+    y_buttons = [dict(method="update", label=label, args=[
+        {"y": per_trace(y_values(key)), "textposition": places("macs", key)},
+        {"yaxis.title.text": axis, "annotations[1].text": note}, data_traces])
+        for key, (label, axis, _, note) in Y_AXES.items()]
+    show_buttons = [dict(method="restyle", label=label, args=[{"visible": [o in origins for _, o in keys]}, data_traces])
+                    for label, origins in SHOW.values()]
+
+    ticks, ticktext = _log_ticks(x_values("macs"))
+    menu = dict(type="dropdown", direction="down", showactive=True, active=0, y=1.02, yanchor="bottom",
+                xanchor="left", font=dict(size=14))
+    fig.update_layout(
+        updatemenus=[dict(menu, buttons=x_buttons, x=0.0), dict(menu, buttons=y_buttons, x=0.3),
+                     dict(menu, buttons=show_buttons, x=0.56)],
+        xaxis=dict(type="log", title=dict(text=X_AXES["macs"][1]), tickvals=ticks, ticktext=ticktext),
+        yaxis=dict(title=dict(text=Y_AXES["top1"][1]), ticksuffix=" %"),
+        legend=dict(x=1.01, y=1, xanchor="left", tracegroupgap=4),
+        hoverlabel=dict(align="left"),
+    )
+    for k, text in enumerate((X_AXES["macs"][3], Y_AXES["top1"][3], _KEY)):
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=-0.13 - 0.06 * k, xanchor="left",
+                           yanchor="top", showarrow=False, font=dict(size=13), align="left")
+    style(fig, title=title, height=700)
+    return fig.update_layout(margin=dict(l=20, r=20, t=120 if title else 70, b=150))
