@@ -26,9 +26,9 @@ Prints figures; asserts nothing (timings do not belong in tests/).
 """
 import argparse
 import os
+import statistics
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -72,6 +72,37 @@ def _per_second(fn, steps, warmup):
     return steps * BATCH / (time.perf_counter() - t0)
 
 
+def _interleaved(fns, rounds, warmup):
+    """Median and best images/s of each step function, timed one step each in turn, ``rounds`` times.
+
+    Taking turns step by step spreads whatever else loads the machine evenly over the rows.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    seconds = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - t0)
+    return {name: (BATCH / statistics.median(t), BATCH / min(t)) for name, t in seconds.items()}
+
+
+def matmul_gflops(n=2048, reps=5):
+    """What this CPU does at best: GFLOP/s of an n×n float32 matrix product (the best of ``reps``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_seconds(lambda: a @ b) for _ in range(reps))
+    return 2 * n**3 / best / 1e9
+
+
+def _seconds(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def flops_per_image(model):
     """Forward + backward FLOPs of one image (batch of 128), counted by torch.utils.flop_counter."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -83,7 +114,8 @@ def flops_per_image(model):
     return counter.get_total_flops() / BATCH
 
 
-def compute_only(channels_last, steps, warmup):
+def compute_step(channels_last):
+    """One optimisation step on a fixed batch, already normalised: no loader at all."""
     model = _model(channels_last)
     opt = _sgd(model)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -95,7 +127,7 @@ def compute_only(channels_last, steps, warmup):
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
-    return _per_second(step, steps, warmup)
+    return step
 
 
 def _torchvision_loader(images, labels, workers):
@@ -132,13 +164,14 @@ def loader_only(kind, images, labels, steps, warmup):
     return _per_second(lambda: next(batches), steps, warmup)
 
 
-def trainer_steps(data, channels_last, steps, warmup):
+def trainer_step(data, channels_last):
     trainer = Trainer(_model(False), data, epochs=1000, batch_size=BATCH, device="cpu", channels_last=channels_last,
                       seed=0, progress=False, log_every=10**6)  # no evaluation within the timed steps
-    return _per_second(trainer.step, steps, warmup)
+    return trainer.step
 
 
-def conventional(images, labels, channels_last, workers, steps, warmup):
+def conventional_step(images, labels, channels_last, workers):
+    """The textbook loop: DataLoader over PIL images with torchvision transforms, ``loss.item()`` every step."""
     model = _model(channels_last)
     opt = _sgd(model)
     batches = _endless(_torchvision_loader(images, labels, workers))
@@ -152,9 +185,9 @@ def conventional(images, labels, channels_last, workers, steps, warmup):
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        running.append(loss.item())  # what most training loops do every step
+        running.append(loss.item())
 
-    return _per_second(step, steps, warmup)
+    return step
 
 
 def profile_step(channels_last):
@@ -198,38 +231,65 @@ def main():
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
           f"threads, oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}")
     print(f"Load average before the run: {_load()} (1 min)")
+    peak = matmul_gflops()
     print(f"Work: {gflop:.3f} GFLOP per image (forward + backward). The goal of {GOAL_IMAGES_PER_S} images/s "
-          f"needs {GOAL_IMAGES_PER_S * gflop:.0f} GFLOP/s.\n")
+          f"needs {GOAL_IMAGES_PER_S * gflop:.0f} GFLOP/s.")
+    print(f"This CPU's best on a 2048×2048 float32 matrix product: {peak:.0f} GFLOP/s, i.e. at most "
+          f"~{peak / gflop:.0f} images/s for ResNet-20 even if every convolution ran like a big matmul.\n")
 
-    header = f"{'row':<58} {'images/s':>9} {'GFLOP/s':>8} {'load':>6}"
+    header = f"{'row':<62} {'median img/s':>12} {'best img/s':>10} {'GFLOP/s':>8}"
     print(header)
     print("-" * len(header))
 
-    def row(name, ips):
-        print(f"{name:<58} {ips:>9.0f} {ips * gflop:>8.1f} {_load():>6}", flush=True)
-        return ips
+    def row(name, ips, best=None, flops=True):
+        best = f"{best:>10.0f}" if best is not None else f"{'':>10}"
+        gf = f"{ips * gflop:>8.1f}" if flops else f"{'':>8}"
+        print(f"{name:<62} {ips:>12.0f} {best} {gf}", flush=True)
 
-    s = args.steps
-    w = args.warmup
-    best = {}
+    print("Loaders alone (no model), batches of 128 augmented, normalised images:")
+    row("cnnviz DeviceLoader (crop + flip + normalise, whole batch)",
+        loader_only("DeviceLoader", images, labels, 20 * args.steps, args.warmup), flops=False)
+    row("torchvision DataLoader, PIL + transforms, 0 workers",
+        loader_only("torchvision", images, labels, 2 * args.steps, args.warmup), flops=False)
+
+    print(f"\nTraining steps, taking turns step by step ({args.steps} rounds, load {_load()}):")
+    fns = {}
     for cl in (False, True):
-        best[("compute", cl)] = row(f"compute only, channels_last={cl}", compute_only(cl, s, w))
-    row("loader alone: cnnviz DeviceLoader (crop + flip + normalise)", loader_only("DeviceLoader", images, labels,
-                                                                                    5 * s, w))
-    row("loader alone: torchvision DataLoader, 0 workers", loader_only("torchvision", images, labels, 5 * s, w))
+        fns[f"compute only (fixed batch), channels_last={cl}"] = compute_step(cl)
     for cl in (False, True):
-        best[("trainer", cl)] = row(f"cnnviz Trainer.step(), channels_last={cl}", trainer_steps(data, cl, s, w))
+        fns[f"cnnviz Trainer.step(), channels_last={cl}"] = trainer_step(data, cl)
     for cl in (False, True):
-        for workers in (0, 2):
-            best[("conv", cl, workers)] = row(f"conventional DataLoader loop, {workers} workers, channels_last={cl}",
-                                              conventional(images, labels, cl, workers, s, w))
+        fns[f"conventional DataLoader loop, 0 workers, channels_last={cl}"] = conventional_step(images, labels, cl, 0)
+    results = _interleaved(fns, args.steps, args.warmup)
+    for name, (median, best) in results.items():
+        row(name, median, best)
+
+    print(f"\nWith worker processes (timed alone: their prefetching would bill other rows; load {_load()}):")
+    for cl in (False, True):
+        name = f"conventional DataLoader loop, 2 workers, channels_last={cl}"
+        results[name] = (_per_second(conventional_step(images, labels, cl, 2), args.steps, args.warmup), None)
+        row(name, results[name][0])
+
     print()
-    ours = max(best[("trainer", False)], best[("trainer", True)])
-    theirs = max(v for k, v in best.items() if k[0] == "conv")
-    print(f"Best cnnviz.train: {ours:.0f} images/s; best conventional loop: {theirs:.0f} images/s "
-          f"({ours / theirs:.2f}×). Goal {GOAL_IMAGES_PER_S} images/s: "
-          f"{'met' if ours >= GOAL_IMAGES_PER_S else 'NOT MET'}.")
-    print(f"Compute-only ceiling: {max(best[('compute', False)], best[('compute', True)]):.0f} images/s.")
+    ours = {cl: results[f"cnnviz Trainer.step(), channels_last={cl}"][0] for cl in (False, True)}
+    compute = {cl: results[f"compute only (fixed batch), channels_last={cl}"][0] for cl in (False, True)}
+    for cl in (False, True):
+        conv0 = results[f"conventional DataLoader loop, 0 workers, channels_last={cl}"][0]
+        ceiling = compute[cl]
+        print(f"channels_last={cl}: Trainer {ours[cl]:.0f} images/s = {ours[cl] / conv0:.2f}× the conventional loop "
+              f"(0 workers) and {100 * ours[cl] / ceiling:.0f} % of the compute-only ceiling.")
+    print(f"channels_last on the CPU: {ours[True] / ours[False]:.2f}× (Trainer), "
+          f"{compute[True] / compute[False]:.2f}× (compute only).")
+    theirs = max(v[0] for k, v in results.items() if k.startswith("conventional"))
+    best = max(ours.values())
+    print(f"Best Trainer {best:.0f} images/s vs best conventional {theirs:.0f} images/s ({best / theirs:.2f}×). "
+          f"Goal {GOAL_IMAGES_PER_S} images/s: {'met' if best >= GOAL_IMAGES_PER_S else 'NOT MET'} "
+          f"({best * gflop:.0f} of the {GOAL_IMAGES_PER_S * gflop:.0f} GFLOP/s it needs).")
+    best_step = {kind: max(results[f"{kind}, channels_last={cl}"][1] for cl in (False, True))
+                 for kind in ("cnnviz Trainer.step()", "compute only (fixed batch)")}
+    print(f"With each row's fastest step instead of its median (less sensitive to other load): Trainer "
+          f"{best_step['cnnviz Trainer.step()']:.0f}, "
+          f"compute only {best_step['compute only (fixed batch)']:.0f} images/s.")
     print(f"Load average after the run: {_load()} (1 min)")
     if args.profile:
         for cl in (False, True):

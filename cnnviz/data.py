@@ -170,7 +170,8 @@ def digits_tensors(*, test_fraction: float = 0.2) -> dict:
     ``test_fraction`` of the 1,797 images (in scikit-learn's order) is the test set.
     """
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction is the share of images kept for testing, between 0 and 1; got {test_fraction!r}.")
+        raise ValueError(f"test_fraction is the share of images kept for testing, between 0 and 1; "
+                         f"got {test_fraction!r}.")
     import torch
     from sklearn.datasets import load_digits
 

@@ -17,6 +17,7 @@
 Losses and accuracies stay on the device and are read only at log points, so
 a GPU is never made to wait for the host between steps.
 """
+import contextlib
 import hashlib
 import math
 import os
@@ -30,7 +31,8 @@ import torch.nn.functional as F
 
 from cnnviz.runtime import device as default_device
 
-__all__ = ["TensorData", "DeviceLoader", "Trainer", "History", "fit", "TrainingDiverged", "CheckpointError"]
+__all__ = ["TensorData", "DeviceLoader", "draw_epoch", "crop_flip", "Trainer", "History", "fit", "TrainingDiverged",
+           "CheckpointError"]
 
 CHECKPOINT_FORMAT = "cnnviz.train checkpoint 1"
 
@@ -126,7 +128,8 @@ class TensorData:
                              f"{tuple(self.test_images.shape[1:])}; they must have the same shape.")
         c = self.train_images.shape[1]
         if len(self.mean) != c or len(self.std) != c:
-            raise ValueError(f"mean and std need one value per channel ({c}), got {len(self.mean)} and {len(self.std)}.")
+            raise ValueError(f"mean and std need one value per channel ({c}), "
+                             f"got {len(self.mean)} and {len(self.std)}.")
         if not all(s > 0 for s in self.std):
             raise ValueError(f"std must be positive for every channel, got {tuple(self.std)}.")
 
@@ -238,11 +241,11 @@ class DeviceLoader:
         self.pad = images.shape[2] // 8 if pad is None else int(pad)
         self.drop_last = shuffle if drop_last is None else drop_last
         self.channels_last = channels_last
-        self.generator = generator if generator is not None else torch.Generator()
+        if generator is None and (shuffle or augment):  # not seeding: a seed drawn from torch's global generator
+            generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), dtype=torch.int64)))
+        self.generator = generator
         keep_on = self.device if _fits_on(self.device, images.numel()) else torch.device("cpu")
         self.images, self.labels = images.to(keep_on), labels.to(keep_on)
-        if keep_on != self.device and self.device.type == "cuda":
-            self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
         mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         std = torch.as_tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._scale, self._shift = 1 / (255 * std), -mean / std                   # (1, C, 1, 1)
@@ -419,7 +422,7 @@ class Trainer:
     ``flip``, left-right mirrors. ``device``: default ``cnnviz.device()``.
     ``amp``: mixed precision; None means bfloat16 autocast on CUDA (float16
     with loss scaling where bfloat16 is missing) and none elsewhere.
-    ``channels_last``: None means on CUDA only. ``seed``: seeds this trainer's
+    ``channels_last``: None means on CUDA and the CPU, not MPS. ``seed``: seeds this trainer's
     data order and augmentation (the model's initialisation is the caller's:
     see ``cnnviz.seed``). ``checkpoint``: a file written after every epoch;
     ``resume=True`` continues from it when it exists (a damaged one raises
@@ -466,7 +469,9 @@ class Trainer:
         self.model, self.data = model, data
         self.device = torch.device(device) if device is not None else default_device()
         self.amp_dtype = _amp_dtype(amp, self.device)
-        self.channels_last = (self.device.type == "cuda") if channels_last is None else bool(channels_last)
+        # channels-last convolutions are faster on CUDA and, for ResNet-20, ~15-20 % faster on an AVX2 CPU
+        # with oneDNN (bench/train_throughput.py); MPS supports them poorly
+        self.channels_last = (self.device.type in ("cuda", "cpu")) if channels_last is None else bool(channels_last)
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         self.steps_per_epoch = n_train // self.batch_size
         self.total_steps = self.epochs * self.steps_per_epoch
@@ -506,7 +511,10 @@ class Trainer:
         self._reset_window()
         self._epoch_sums = [0.0, 0.0, 0]   # loss·n, correct, n over the epoch so far
         self._epoch_seconds = 0.0
-        self._nonfinite_at = torch.full((), -1, dtype=torch.int64, device=self.device)  # first bad step (CUDA)
+        # A NaN loss is looked for at once on the CPU; on an accelerator that would make the host wait every
+        # step, so the first bad step is noted on the device and read at the next log point.
+        self._check_each_step = self.device.type == "cpu"
+        self._nonfinite_at = torch.full((), -1, dtype=torch.int64, device=self.device)
 
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         if self.checkpoint is not None and self.checkpoint.exists():
@@ -548,9 +556,14 @@ class Trainer:
             steps.append(round(epochs * self.steps_per_epoch))
         return tuple(sorted(steps))
 
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def _reset_window(self):
         self._window = torch.zeros(2, device=self.device)  # loss·n, correct since the last log point
-        self._window_n, self._window_seconds = 0, 0.0
+        self._window_n = 0
 
     # ---------------------------------------------------------------- training
 
@@ -575,14 +588,13 @@ class Trainer:
         self._last_lr = lr = self.current_lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
+        with self._autocast():
             out = self.model(x)                               # (B, classes)
             if out.ndim != 2 or out.shape[1] < self.data.num_classes:
                 raise ValueError(f"The model outputs {tuple(out.shape)} for a batch of {len(x)}; it needs "
                                  f"(batch, {self.data.num_classes}) scores, one per class of the data.")
             loss = F.cross_entropy(out.float(), y)
-        if self.device.type == "cpu":  # no queue to stall on the CPU: check now, before the bad update
+        if self._check_each_step:  # nothing to stall on the CPU: check now, before the bad update
             if not torch.isfinite(loss):
                 self._diverge(self.step_count + 1, float(loss.detach()))
         else:
@@ -608,7 +620,6 @@ class Trainer:
         if end_of_epoch and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)               # the epoch's time includes its queued work
         seconds = time.perf_counter() - t0
-        self._window_seconds += seconds
         self._epoch_seconds += seconds
         self.train_seconds += seconds
         if end_of_epoch or self.step_count % self.log_every == 0:
@@ -651,14 +662,14 @@ class Trainer:
         if self._window_n:
             self._log(check=False)
         message = (f"Training diverged at step {step} (epoch {step / self.steps_per_epoch:.2f}): the loss became "
-                   f"{loss}. Try a smaller learning rate (lr={self.lr:g} now) and check the data for NaN or inf. "
+                   f"{loss}. Try a smaller learning rate than lr={self.lr:g} and check the data for NaN or inf. "
                    f"What was recorded before is in trainer.history.")
         self._diverged = TrainingDiverged(message, history=self.history, step=step)
         raise self._diverged
 
     def _log(self, check: bool = True):
         loss_sum, correct = self._window.tolist()            # the one host synchronisation per log point
-        if check and self.device.type != "cpu":
+        if check and not self._check_each_step:
             bad = int(self._nonfinite_at)
             if bad >= 0:
                 self._diverge(bad, float("nan") if math.isnan(loss_sum) else loss_sum)
@@ -722,8 +733,7 @@ class Trainer:
         self.model.eval()
         sums = torch.zeros(2, device=self.device)
         try:
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                                        enabled=self.amp_dtype is not None):
+            with torch.inference_mode(), self._autocast():
                 for x, y in loader:
                     out = self.model(x).float()                # (B, classes)
                     sums[0] += F.cross_entropy(out, y, reduction="sum")

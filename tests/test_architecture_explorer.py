@@ -6,14 +6,13 @@ tests/test_lab_browser.py drives the instructor's notebook in JupyterLab.
 """
 import html
 import re
-import threading
 
 import pytest
 import torch
 
 import cnnviz.widgets.architecture_explorer as ae
 from cnnviz import models, summary
-from cnnviz.figures.architecture import architecture_svg, diagram_units
+from cnnviz.figures.architecture import architecture_svg, diagram_units, human, unit_label
 from cnnviz.summaries import InputTooSmall
 from cnnviz.widgets import ArchitectureExplorer
 
@@ -40,7 +39,7 @@ def assert_consistent(e):
     k = shown["unit"]
     assert e.unit.value == k and e.unit.max == len(units) - 1
     expected = architecture_svg(units, size_by=shown["size_by"], highlight=k, input_size=shown["input_size"],
-                                height=ae.DIAGRAM_HEIGHT,
+                                height=ae.DIAGRAM_HEIGHT, width=e._svg_width,
                                 title=f"{shown['model']} on a {s.input_size[0]}×{shown['input_size']}×"
                                       f"{shown['input_size']} input: {len(units)} blocks")
     assert e.diagram.value == expected
@@ -81,8 +80,9 @@ def test_table_totals_are_the_summarys(explorer):
     totals = text(explorer.totals)
     assert "138 M parameters (553.4 MB)" in totals and "15.5 G MACs" in totals
     assert f"{s.activation_bytes / 1e6:,.1f} MB per image" in totals
-    for u in explorer.units:  # every block's row, with the summary's numbers
-        assert f"<code>{u.name}</code>" in explorer.table.value and f"{u.macs:,}" in explorer.table.value
+    for u in explorer.units:  # every block's row, with the summary's numbers (exact ones on hover)
+        assert f'{unit_label(u)} <span class="cnnviz-name">{u.name}</span>' in explorer.table.value
+        assert f'<span title="{u.macs:,}">{human(u.macs)}</span>' in explorer.table.value
 
 
 # ----------------------------------------------------------------------------- controls

@@ -183,3 +183,111 @@ def test_kernel_editor_in_jupyterlab(lab, browser):
     finally:
         page.close()
         assert (ROOT / NOTEBOOK).read_bytes() == original, "JupyterLab saved the notebook during the test"
+
+
+def _run_notebook(browser, lab, notebook, viewport=(1600, 1500)):
+    """Open ``notebook`` in the Lab, run all cells; return the page and its error and outside-request lists."""
+    base, token = lab
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.set_default_timeout(WAIT_MS)
+    errors, outside = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def route(r):
+        if r.request.url.startswith(("data:", "blob:")) or urlparse(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}&reset")
+    page.wait_for_function("""name => {
+        const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+        return k && k.status === 'idle' && w.context.path.endsWith(name);
+    }""", arg=notebook.split("/")[-1])
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    return page, errors, outside
+
+
+def _check_offline_and_quiet(errors, outside):
+    outside = [u for u in outside if u != "https://colab.research.google.com/assets/colab-badge.svg"]
+    assert not outside, f"JupyterLab tried to reach the internet: {outside}"
+    widget_errors = [e for e in errors if "widget" in e.lower() or "cnnviz" in e.lower()]
+    assert not widget_errors, widget_errors
+
+
+_DIAGRAM_TITLE = "() => { const t = document.querySelector('.cnnviz-arch .cnnviz-diagram svg text'); " \
+                 "return t ? t.textContent : ''; }"
+
+
+def test_architecture_explorer_in_jupyterlab(lab, browser):
+    """widgets/architecture_explorer.ipynb: run all, pick ResNet-50 in the menu (the diagram changes),
+    move the block slider, type a too-small input for AlexNet (a sentence, the diagram stays).
+    Screenshots go to /tmp/lab_architecture_explorer_*.png."""
+    notebook = "widgets/architecture_explorer.ipynb"
+    original = (ROOT / notebook).read_bytes()
+    page, errors, outside = _run_notebook(browser, lab, notebook)
+    try:
+        page.wait_for_function(f"() => ({_DIAGRAM_TITLE})().startsWith('vgg16 on a 3×224×224 input')")
+        explorer = page.locator(".cnnviz-arch").first
+        explorer.scroll_into_view_if_needed()
+        box = page.locator(".cnnviz-arch .cnnviz-diagram svg").first.bounding_box()
+        assert box["width"] >= 1000, box  # the diagram fills the notebook's width: readable when projected
+        explorer.screenshot(path=str(SHOTS / "lab_architecture_explorer_1_vgg16.png"))
+
+        page.locator(".cnnviz-arch select").first.select_option(label="ResNet: resnet50")
+        page.wait_for_function(f"() => ({_DIAGRAM_TITLE})().startsWith('resnet50 on a 3×224×224 input: 20 blocks')")
+        assert page.locator(".cnnviz-arch .cnnviz-table tr").count() == 20 + 2
+        assert "Inception" not in explorer.inner_text() and "BottleneckV1" in explorer.inner_text()
+
+        before = page.locator(".cnnviz-arch .cnnviz-diagram").inner_html()
+        handle = page.locator(".cnnviz-arch .widget-slider .noUi-handle, .cnnviz-arch .widget-slider .ui-slider-handle")
+        handle.first.click()
+        page.keyboard.press("Home")  # the first block: the stem convolution
+        page.wait_for_function("""before => {
+            const d = document.querySelector('.cnnviz-arch .cnnviz-diagram');
+            return d && d.innerHTML !== before; }""", arg=before)
+        assert "0: conv 64" in page.locator(".cnnviz-arch").first.inner_text()
+        explorer.screenshot(path=str(SHOTS / "lab_architecture_explorer_2_resnet50.png"))
+
+        page.locator(".cnnviz-arch select").first.select_option(label="AlexNet: alexnet")
+        page.wait_for_function(f"() => ({_DIAGRAM_TITLE})().startsWith('alexnet on a 3×227×227 input')")
+        size = page.locator(".cnnviz-arch input[type=number]").first
+        size.fill("32")
+        size.press("Enter")
+        message = explorer.get_by_text("too small")
+        message.wait_for(state="visible")
+        assert "67×67" in message.inner_text() and "Traceback" not in explorer.inner_text()
+        page.wait_for_timeout(500)
+        assert page.evaluate(_DIAGRAM_TITLE).startswith("alexnet on a 3×227×227 input")
+        explorer.screenshot(path=str(SHOTS / "lab_architecture_explorer_3_too_small.png"))
+        _check_offline_and_quiet(errors, outside)
+    finally:
+        page.close()
+        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
+
+
+def test_inception_cost_explorer_in_jupyterlab(lab, browser):
+    """widgets/inception_cost_explorer.ipynb: run all, see the lecture's 854 M vs 271 M, switch off the
+    3×3 reduction and pick GoogLeNet's 4e. Screenshots go to /tmp/lab_inception_cost_explorer_*.png."""
+    notebook = "widgets/inception_cost_explorer.ipynb"
+    original = (ROOT / notebook).read_bytes()
+    page, errors, outside = _run_notebook(browser, lab, notebook)
+    try:
+        explorer = page.locator(".cnnviz-inc").first
+        explorer.get_by_text("this module: 271 M MACs").wait_for(state="visible")
+        assert "naive: 854 M MACs" in explorer.inner_text()
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=str(SHOTS / "lab_inception_cost_explorer_1_lecture.png"))
+        explorer.get_by_text("3×3 reduce", exact=True).click()
+        explorer.get_by_text("this module: 519 M MACs").wait_for(state="visible")  # 271 − 99.5 + 347 M
+        page.locator(".cnnviz-inc select").first.select_option(label="GoogLeNet inception4e (14×14×528)")
+        explorer.get_by_text("this module: 170 M MACs").wait_for(state="visible")
+        explorer.screenshot(path=str(SHOTS / "lab_inception_cost_explorer_2_4e.png"))
+        _check_offline_and_quiet(errors, outside)
+    finally:
+        page.close()
+        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"

@@ -142,9 +142,11 @@ def test_trainer_learns_digits(digits):
         t.step()
 
 
-def test_fit_wrapper_and_milestones(small):
-    history = fit(tiny_cnn(), small, epochs=4, batch_size=32, lr=0.1, milestones=(0.5, 3), seed=1, **QUIET)
+def test_fit_wrapper_milestones_and_progress_bar(small, capsys):
+    history = fit(tiny_cnn(), small, epochs=4, batch_size=32, lr=0.1, milestones=(0.5, 3), seed=1,
+                  **dict(QUIET, progress=True))
     assert [r["lr"] for r in history.epochs] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+    assert "32/32" in capsys.readouterr().err                           # tqdm's bar: 4 epochs of 8 steps
 
 
 def _trainer(data, path=None, *, model_seed=0, **kw):
@@ -218,6 +220,16 @@ def test_nan_loss_stops_with_history_kept(small):
     assert all(torch.isfinite(p).all() for p in model.parameters())   # the bad update was not made
     with pytest.raises(TrainingDiverged):
         t.step()
+
+
+def test_nan_found_at_the_next_log_point_when_checks_are_deferred(small):
+    """On CUDA the NaN check waits for a log point (no per-step host sync); the CPU can run that path too."""
+    t = Trainer(NaNAt(tiny_cnn(), at=6), small, epochs=2, batch_size=32, lr=0.05, seed=0, log_every=4, **QUIET)
+    t._check_each_step = False
+    with pytest.raises(TrainingDiverged, match="diverged at step 6") as info:
+        t.fit()
+    assert info.value.step == 6 and t.step_count == 8                  # noticed at the log point of step 8
+    assert t.history.steps[0]["step"] == 4 and math.isnan(t.history.steps[-1]["loss"])
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from cnnviz.plot import style
 
 __all__ = ["KIND_COLOURS", "SIZE_BY", "ELEMENTWISE", "kind_colour", "diagram_units", "architecture_svg",
-           "architecture_figure", "human", "unit_label", "LECTURE_INCEPTION", "inception_presets",
+           "architecture_figure", "model_zoo_figure", "human", "unit_label", "LECTURE_INCEPTION", "inception_presets",
            "inception_branches", "inception_cost_svg", "inception_cost_figure"]
 
 #: Colours by the family of a layer's kind (the same in the SVG diagram, the twin and the widgets).
@@ -391,7 +391,8 @@ def _callout(u, x, y, index):
     if rf:
         bits.append(f"receptive field {_number(rf)}×{_number(rf)} px, jump {_number(jump)}")
     return (f'<text x="{x}" y="{y:.1f}" font-size="16" fill="#222"><tspan font-weight="bold">'
-            f'{index}: {html.escape(u.name)}</tspan> ({html.escape(u.kind)}) · {html.escape(" · ".join(bits))}</text>')
+            f'{index}: {html.escape(u.name)}</tspan> ({html.escape(u.kind)}) · '
+            f'{html.escape(" · ".join(bits))}</text>')
 
 
 def _rf_track(units, fields, x_of, base_y, rf_h, x_left, x_right, highlight, input_size):
@@ -489,7 +490,7 @@ def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = N
         size = (input_sizes or {}).get(label)
         lay["shapes"] = [dict(type="line", xref="x4 domain", x0=0, x1=1, yref="y4", y0=size, y1=size,
                               line=dict(color="#666", dash="dash", width=2),
-                              label=dict(text=f"image side {size} px", textposition="start",
+                              label=dict(text=f"image side {size} px", textposition="end",
                                          yanchor="bottom", font=dict(size=14, color="#444")))] if size else []
         return lay
 
@@ -514,6 +515,29 @@ def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = N
         direction="down", showactive=True, font=dict(size=16))] if len(labels) > 1 else [])
     style(fig, title=title, height=980)
     return fig.update_layout(margin=dict(l=20, r=20, t=150 if title else 110, b=30))
+
+
+def model_zoo_figure(names: Sequence[str] = ("vgg16", "googlenet", "resnet50", "densenet121"), *,
+                     title: Optional[str] = None) -> go.Figure:
+    """``architecture_figure`` for models of ``cnnviz.models`` by name, each on its paper's input size:
+    built on the meta device (no memory), summarised with ``cnnviz.summary``, drawn with
+    ``diagram_units``, with each model's totals (parameters, MACs, activation memory) as its note."""
+    import torch
+
+    from cnnviz import models
+    from cnnviz.summaries import summary
+
+    units, notes, sizes = {}, {}, {}
+    for name in names:
+        c, h, w = models.info(name).input_size
+        with torch.device("meta"):
+            model = models.get(name)
+        s = summary(model, (c, h, w))
+        label = f"{name} ({c}×{h}×{w})"
+        units[label], sizes[label] = diagram_units(s), h
+        notes[label] = (f"<b>{name}</b>: {human(s.total_params)} parameters · {human(s.total_macs)} MACs · "
+                        f"{s.activation_bytes / 1e6:,.1f} MB of activations per image")
+    return architecture_figure(units, title=title, notes=notes, input_sizes=sizes)
 
 
 # ----------------------------------------------------------------------------- Inception module costs
@@ -640,7 +664,8 @@ def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, p
         out.append(arrow(cx, top + box_h, ys[0]))
         for (kind, label, out_c, macs, _), y in zip(stack, ys):
             fill, ink = _BOX_COLOURS[kind]
-            out += box(cx, y, col - 10, label, f"{human(macs)} MACs" if kind != "pool" else f"free, {out_c} maps", fill, ink)
+            sub = f"{human(macs)} MACs" if kind != "pool" else f"free, {out_c} maps"
+            out += box(cx, y, col - 10, label, sub, fill, ink)
         for y_from, y_to in zip(ys, ys[1:]):
             out.append(arrow(cx, y_from + box_h, y_to))
         out.append(arrow(cx, ys[-1] + box_h, concat_y))

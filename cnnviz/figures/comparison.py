@@ -217,10 +217,9 @@ X_AXES = {
 #: The y axes: key → (menu label, axis title, attribute of an ``ImageNetResult``, note).
 Y_AXES = {
     "top1": ("y: top-1 accuracy", "top-1 accuracy (%)", "top1",
-             "y: top-1 accuracy on the 50,000 ImageNet validation images (the best guess is right)."),
+             "y: top-1 accuracy on the ImageNet validation images (the best guess is right)."),
     "top5": ("y: top-5 accuracy", "top-5 accuracy (%)", "top5",
-             "y: top-5 accuracy on the 50,000 ImageNet validation images (the class is among the five best "
-             "guesses)."),
+             "y: top-5 accuracy on the ImageNet validation images (the class is among the five best guesses)."),
 }
 #: The result filter: key → (menu label, which origins are shown).
 SHOW = {"all": ("all single-model results", ("torchvision", "paper")),
@@ -228,7 +227,8 @@ SHOW = {"all": ("all single-model results", ("torchvision", "paper")),
         "paper": ("papers only", ("paper",))}
 _SYMBOLS = {1: "circle", 10: "diamond", None: "square"}
 _CROPS = {1: "one centre crop", 10: "10 crops", None: "crops not stated"}
-_KEY = "marker area ∝ parameters · hover a marker for its numbers, source and protocol · click the legend to hide a family"
+_KEY = ("marker area ∝ parameters · hover a marker for its numbers, source and protocol · "
+        "click the legend to hide a family")
 _MAX_MARKER = 56  # px, the diameter of the largest marker
 _PLOT_PX = (680, 430)  # the plotting area's rough size in px, for placing the labels
 _LABEL_PLACES = ("top center", "bottom center", "middle right", "middle left")
@@ -261,7 +261,8 @@ def _log_ticks(values):
     lo, hi = min(values), max(values)
     ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
              for m in (1, 2, 5)]
-    ticks = [t for t in ticks if lo / 1.6 <= t <= hi * 1.6]
+    below, above = max(t for t in ticks if t <= lo), min(t for t in ticks if t >= hi)
+    ticks = [t for t in ticks if below <= t <= above]  # plotly shows those inside its padded range
     return ticks, [f"{t:g}" for t in ticks]
 
 
@@ -396,7 +397,8 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
         {"y": per_trace(y_values(key)), "textposition": places("macs", key)},
         {"yaxis.title.text": axis, "annotations[1].text": note}, data_traces])
         for key, (label, axis, _, note) in Y_AXES.items()]
-    show_buttons = [dict(method="restyle", label=label, args=[{"visible": [o in origins for _, o in keys]}, data_traces])
+    show_buttons = [dict(method="restyle", label=label,
+                         args=[{"visible": [o in origins for _, o in keys]}, data_traces])
                     for label, origins in SHOW.values()]
 
     ticks, ticktext = _log_ticks(x_values("macs"))

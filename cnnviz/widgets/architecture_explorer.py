@@ -105,18 +105,24 @@ def _side(v):
 def table_html(summary, units, highlight=None) -> str:
     """The diagram's units as an HTML table (one row per block, the chosen one highlighted), with the
     whole model's totals from ``summary`` underneath."""
-    head = ("#", "block", "layer", "type", "output", "params", "MACs", "activations", "RF", "jump")
+    head = ("#", "block", "output", "params", "MACs", "activations", "RF", "jump")
     right = ' style="text-align:right"'
+
+    def count(n):  # compact on screen, exact on hover
+        return f'<span title="{n:,}">{human(n)}</span>'
+
     rows = []
     for k, u in enumerate(units):
         mark = ' class="cnnviz-chosen"' if k == highlight else ""
-        cells = (str(k), html.escape(unit_label(u)), f"<code>{html.escape(u.name)}</code>", html.escape(u.kind),
-                 "×".join(map(str, u.output_shape)), f"{u.params:,}", f"{u.macs:,}", f"{u.activations:,}",
-                 _field(u.receptive_field), _field(u.jump))
-        rows.append(f"<tr{mark}>" + "".join(f"<td{right if i >= 5 else ''}>{c}</td>" for i, c in enumerate(cells))
+        # the summary's name (to find the row there), and the class of a block whose label is its name
+        small = u.name if unit_label(u) != u.name else u.kind
+        label = f'{html.escape(unit_label(u))} <span class="cnnviz-name">{html.escape(small)}</span>'
+        cells = (str(k), label, "×".join(map(str, u.output_shape)), count(u.params), count(u.macs),
+                 count(u.activations), _field(u.receptive_field), _field(u.jump))
+        rows.append(f"<tr{mark}>" + "".join(f"<td{right if i >= 3 else ''}>{c}</td>" for i, c in enumerate(cells))
                     + "</tr>")
-    th = "".join(f"<th{right if i >= 5 else ''}>{h}</th>" for i, h in enumerate(head))
-    foot = (f"<tr><th colspan='5'>whole model (every layer, batch norm and ReLU included)</th>"
+    th = "".join(f"<th{right if i >= 3 else ''}>{h}</th>" for i, h in enumerate(head))
+    foot = (f"<tr><th colspan='3' style='text-align:left'>whole model (batch norm, ReLU, ... included)</th>"
             f"<th{right}>{summary.total_params:,}</th><th{right}>{summary.total_macs:,}</th>"
             f"<th{right}>{summary.total_activations:,}</th><th></th><th></th></tr>")
     return (f'<div class="cnnviz-table"><table><thead><tr>{th}</tr></thead><tbody>{"".join(rows)}</tbody>'
@@ -149,7 +155,7 @@ def field_svg(rf, side, px=150) -> str:
 def unit_html(units, k, side) -> str:
     """What the chosen block is and how far it sees, with the field drawn on the image to scale."""
     u = units[k]
-    rf, jump = _side(u.receptive_field), _side(u.jump)
+    rf = _side(u.receptive_field)
     what = (f"<b>{k}: {html.escape(unit_label(u))}</b> &nbsp;<code>{html.escape(u.name)}</code> "
             f"({html.escape(u.kind)})<br>output <b>{'×'.join(map(str, u.output_shape))}</b> · "
             f"{u.params:,} parameters · {u.macs:,} MACs")
@@ -197,6 +203,8 @@ class ArchitectureExplorer(View):
         side = models.info(model).input_size[1] if input_size is None else _side_of(input_size)
         analyse(model, side)  # a start that cannot be shown is the caller's error (InputTooSmall), not a message
         self._scale = scale
+        # the SVG fills the widget's width: a narrower drawing is shown larger (scale 1.4: type about 1.3× larger)
+        self._svg_width = round(1100 / max(scale, 1.0) ** 0.6)
         self._shown = None  # (name, side, size_by, unit) on screen
         self._summary, self._units = None, ()
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
@@ -206,15 +214,16 @@ class ArchitectureExplorer(View):
 
         self.model = widgets.Dropdown(
             options=[(f"{FAMILY_NAMES.get(models.info(n).family, models.info(n).family)}: {n}", n) for n in names],
-            value=model, description="model", style=wide, layout=widgets.Layout(width=px(320)))
-        self.size = widgets.IntText(value=side, description="input size (px)", style=wide,
-                                    layout=widgets.Layout(width=px(210)))
+            value=model, description="model", style=wide, layout=widgets.Layout(width=px(290)))
+        self.size = widgets.IntText(value=side, description="input (px)", style=wide,
+                                    layout=widgets.Layout(width=px(170)))
         self.size.add_class("cnnviz-cell")
         self.default = widgets.Button(description="default size", tooltip="the input size of the model's paper",
                                       layout=widgets.Layout(width=px(130)))
-        self.size_by = widgets.ToggleButtons(options=list(SIZE_BY), value=size_by, description="block height",
-                                             style={"description_width": "initial", "button_width": px(110)},
-                                             layout=widgets.Layout(width="auto"))
+        self.size_by = widgets.ToggleButtons(options=list(SIZE_BY), value=size_by,
+                                             tooltips=["values each block outputs per image (memory)",
+                                                       "learned weights and biases", "multiply–accumulates"],
+                                             style={"button_width": px(110)}, layout=widgets.Layout(width="auto"))
         self.unit = widgets.IntSlider(value=0, min=0, max=0, description="block", continuous_update=True,
                                       style={"description_width": px(60)}, layout=widgets.Layout(width="100%"))
         self.message = widgets.HTML()
@@ -232,18 +241,22 @@ class ArchitectureExplorer(View):
 
         title = widgets.HTML('<span class="cnnviz-title">Architecture explorer: blocks, receptive field, '
                              'parameters and MACs</span>')
-        controls = widgets.HBox([self.model, self.size, self.default, self.size_by],
+        height_label = widgets.HTML("block height:", layout=widgets.Layout(width="auto"))
+        controls = widgets.HBox([self.model, self.size, self.default,
+                                 widgets.HBox([height_label, self.size_by], layout=widgets.Layout(
+                                     align_items="center", grid_gap=px(6)))],
                                 layout=widgets.Layout(flex_flow="row wrap", align_items="center", grid_gap=px(10)))
         fs = round(15 * scale)
         style = widgets.HTML(f"""<style>
 .cnnviz-arch .cnnviz-diagram svg {{ max-width: 100% !important; }}
 .cnnviz-arch .cnnviz-table {{ max-height: {round(430 * scale)}px; overflow: auto; border: 1px solid #ddd; }}
-.cnnviz-arch .cnnviz-table table {{ border-collapse: collapse; font-size: {fs}px; width: 100%; }}
+.cnnviz-arch .cnnviz-table table {{ border-collapse: collapse; font-size: {round(fs * 0.95)}px; width: 100%; }}
 .cnnviz-arch .cnnviz-table th, .cnnviz-arch .cnnviz-table td {{ padding: 3px 8px; border-bottom: 1px solid #eee;
   white-space: nowrap; }}
 .cnnviz-arch .cnnviz-table thead th {{ position: sticky; top: 0; background: #f4f6f8; }}
 .cnnviz-arch .cnnviz-table tfoot th {{ background: #f4f6f8; border-top: 2px solid #999; }}
 .cnnviz-arch .cnnviz-table tr.cnnviz-chosen td {{ background: #ffe38a; font-weight: 600; }}
+.cnnviz-arch .cnnviz-table .cnnviz-name {{ font-size: 0.8em; color: #555; }}
 </style>""")
         self.children = [scoped_style("cnnviz-arch", scale), style, title, controls, self.message, self.diagram,
                          self.unit, self.details, self.totals, self.table]
@@ -330,15 +343,16 @@ class ArchitectureExplorer(View):
         self.message.value = ""
         self.last_error = None
 
-    def _draw(self, name, side, s, units, size_by, unit):
-        if unit is None:
-            unit = _default_unit(units)
-        unit = min(max(int(unit), 0), len(units) - 1)
-        svg = architecture_svg(units, size_by=size_by, highlight=unit, input_size=side, height=DIAGRAM_HEIGHT,
+    def _draw(self, name, side, s, units, size_by, requested):
+        unit = _default_unit(units) if requested is None else min(max(int(requested), 0), len(units) - 1)
+        svg = architecture_svg(units, size_by=size_by, highlight=unit, input_size=side, width=self._svg_width,
+                               height=DIAGRAM_HEIGHT,
                                title=f"{name} on a {s.input_size[0]}×{side}×{side} input: {len(units)} blocks")
-        with self._quietly():
-            self.unit.max = len(units) - 1
-            self.unit.value = unit
+        with self._quietly():  # the slider is set only where it must change: never under a dragging hand
+            if self.unit.max != len(units) - 1:
+                self.unit.max = len(units) - 1
+            if requested != unit:
+                self.unit.value = unit
         self.diagram.value = svg
         self.details.value = unit_html(units, unit, side)
         if self._shown is None or self._shown[:2] != (name, side):

@@ -21,7 +21,7 @@ LIMITS = {"size": (1, 112, 1), "in_channels": (8, 1024, 8), "ch1x1": (8, 512, 8)
 _LABELS = {"size": "input H = W", "in_channels": "input depth", "ch1x1": "1×1 conv", "ch3x3": "3×3 conv",
            "ch5x5": "5×5 conv", "ch3x3red": "3×3 reduce", "ch5x5red": "5×5 reduce", "pool_proj": "pool proj"}
 #: The widths that ``None`` can switch off (naive branch), and the words on their switches.
-OPTIONAL = {"ch3x3red": "1×1 before the 3×3", "ch5x5red": "1×1 before the 5×5", "pool_proj": "1×1 after the pool"}
+OPTIONAL = {"ch3x3red": "3×3 reduce", "ch5x5red": "5×5 reduce", "pool_proj": "pool proj"}
 LECTURE = "lecture example (28×28×256)"
 CUSTOM = "(custom)"
 _SLIDE_NOTE = ("The lecture slide prints “Total: 358M ops” for this module, but its own six terms add up to "
@@ -86,13 +86,13 @@ class InceptionCostExplorer(View):
         for name, (lo, hi, step) in LIMITS.items():
             value = start[name] if start[name] is not None else self._fallback(name, start)
             slider = widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=_LABELS[name],
-                                       continuous_update=True, style=style, layout=widgets.Layout(width=px(400)))
+                                       continuous_update=True, style=style, layout=widgets.Layout(width=px(370)))
             slider.observe(g(self._on_setting), names=["value"])
             self.sliders[name] = slider
         self.switches = {}
         for name, words in OPTIONAL.items():
             switch = widgets.Checkbox(value=start[name] is not None, description=words, indent=False,
-                                      layout=widgets.Layout(width=px(190)))
+                                      layout=widgets.Layout(width=px(125)))
             switch.observe(g(self._on_setting), names=["value"])
             self.switches[name] = switch
         self.all_naive = widgets.Button(description="all naive", tooltip="no 1×1 reductions, no pool projection",
@@ -110,18 +110,20 @@ class InceptionCostExplorer(View):
         sl, sw = self.sliders, self.switches
         title = widgets.HTML('<span class="cnnviz-title">Inception module: what do the 1×1 bottlenecks save?'
                              '</span>')
-        column = lambda *rows: widgets.VBox(list(rows), layout=widgets.Layout(min_width=px(410)))  # noqa: E731
+        column = lambda *rows: widgets.VBox(list(rows), layout=widgets.Layout(min_width=px(375)))  # noqa: E731
         inputs = column(widgets.HTML("<b>input</b>"), sl["size"], sl["in_channels"],
                         widgets.HTML("<b>branch widths</b> (output maps)"), sl["ch1x1"], sl["ch3x3"], sl["ch5x5"])
-        reductions = column(widgets.HTML("<b>1×1 reductions</b> (switch off: that branch is naive)"),
+        reductions = column(widgets.HTML("<b>1×1 reductions</b> (untick: that branch is naive)"),
                             *[widgets.HBox([sw[n], sl[n]], layout=widgets.Layout(align_items="center"))
                               for n in OPTIONAL],
                             widgets.HBox([self.all_naive, self.all_reduced], layout=widgets.Layout(grid_gap=px(8))))
         for n in OPTIONAL:
-            sl[n].layout.width = px(330)
-            sl[n].style.description_width = px(90)
+            sl[n].description = ""  # the checkbox beside it names it
+            sl[n].layout.width = px(250)
+            sl[n].style.description_width = "0px"
         self.children = [scoped_style("cnnviz-inc", scale),
                          widgets.HTML("<style>.cnnviz-inc .cnnviz-inception-view svg { max-width: 100% !important; }"
+                                      ".cnnviz-inc input[type=checkbox] { transform: scale(1.5); margin-right: 8px; }"
                                       "</style>"),
                          title, self.preset,
                          widgets.HBox([inputs, reductions], layout=widgets.Layout(flex_flow="row wrap",

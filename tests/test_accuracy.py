@@ -1,0 +1,160 @@
+"""cnnviz.accuracy: every result names a registered model and a real source; torchvision's come from the
+weights' metadata, the papers' are the printed error rates; the Keras table's counts are cnnviz's plus
+batch norm's running statistics (and Keras's ResNet conv biases)."""
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cnnviz import accuracy, models
+from cnnviz.accuracy import KERAS_TABLE, ImageNetResult, imagenet_results, result, results_for, source_label
+from cnnviz.summaries import count_params
+
+BIB = Path(__file__).resolve().parents[1] / "book" / "references.bib"
+RESULTS = imagenet_results()
+
+
+def _bib_keys():
+    return set(re.findall(r"^@\w+\{([^,\s]+),", BIB.read_text(encoding="utf-8"), flags=re.M))
+
+
+def _meta(name):
+    with torch.device("meta"):
+        return models.get(name)
+
+
+# ----------------------------------------------------------------------------- well-formed
+
+def test_every_result_names_a_registered_model_and_a_known_source():
+    registered, keys = set(models.available()), _bib_keys()
+    assert RESULTS
+    for r in RESULTS:
+        assert isinstance(r, ImageNetResult)
+        assert r.model in registered, r
+        assert r.source == "torchvision" or r.source in keys, r.source
+        assert r.where and r.protocol, r
+
+
+@pytest.mark.parametrize("r", RESULTS, ids=lambda r: f"{r.model}-{r.where}")
+def test_accuracies_are_percentages(r):
+    assert r.top1 is not None or r.top5 is not None
+    for value in (r.top1, r.top5):
+        assert value is None or 0 < value < 100
+    if r.top1 is not None and r.top5 is not None:
+        assert r.top1 < r.top5  # the right class among five guesses is easier than the best guess
+    assert r.crops in (1, 10, 144, None) and r.models >= 1
+    assert r.single_model == (r.models == 1)
+
+
+def test_results_follow_the_course_order_torchvision_first():
+    order = {n: k for k, n in enumerate(models.available())}
+    keys = [(order[r.model], r.source != "torchvision") for r in RESULTS]
+    assert keys == sorted(keys)
+
+
+def test_results_are_a_fresh_list():
+    mine = imagenet_results()
+    mine.clear()
+    assert imagenet_results() == RESULTS
+
+
+# ----------------------------------------------------------------------------- torchvision: never typed in
+
+def test_torchvision_results_are_the_weights_metadata():
+    tv = [r for r in RESULTS if r.source == "torchvision"]
+    assert {models.info(r.model).weights for r in tv} == {models.info(n).weights for n in models.available()
+                                                         if models.info(n).weights is not None}
+    assert len(tv) == len({models.info(r.model).weights for r in tv})  # one result per weights file
+    for r in tv:
+        weights = models.info(r.model).weights
+        metrics = weights.meta["_metrics"]["ImageNet-1K"]
+        assert (r.top1, r.top5) == (metrics["acc@1"], metrics["acc@5"])
+        assert weights.name in r.where and r.crops == 1 and r.models == 1
+        preset = weights.transforms()
+        assert f"{preset.crop_size[0]}×{preset.crop_size[0]}" in r.protocol
+        assert str(preset.resize_size[0]) in r.protocol
+
+
+@pytest.mark.parametrize("name", [n for n in models.available() if models.info(n).weights is not None])
+def test_every_model_with_weights_has_their_result(name):
+    r = result(name)
+    assert r.source == "torchvision" and models.info(r.model).weights is models.info(name).weights
+
+
+def test_twins_share_one_result():
+    assert result("resnet18_tv") == result("resnet18") and result("resnet18").model == "resnet18"
+    assert results_for("resnet34_tv") == [result("resnet34", source="torchvision")]
+
+
+# ----------------------------------------------------------------------------- papers: the printed errors
+
+def test_paper_results_are_100_minus_the_printed_errors():
+    for row in accuracy._PAPER_ERRORS:
+        model, top1_err, top5_err, source, where = row[:5]
+        r = next(r for r in RESULTS if r.model == model and r.where == where)
+        assert r.top1 == (None if top1_err is None else pytest.approx(100 - top1_err, abs=1e-9))
+        assert r.top5 == (None if top5_err is None else pytest.approx(100 - top5_err, abs=1e-9))
+        assert r.source == source
+
+
+@pytest.mark.parametrize("name, source", [("alexnet_2gpu", "krizhevsky2012imagenet"), ("googlenet", "szegedy2015going"),
+                                          ("densenet264", "huang2017densely")])
+def test_more_crops_or_networks_never_lower_the_accuracy(name, source):
+    rs = [r for r in results_for(name) if r.source == source]
+    assert len(rs) >= 2
+    for a, b in zip(rs, rs[1:]):  # table order: each setting adds crops or networks
+        assert (a.crops or 0, a.models) <= (b.crops or 0, b.models)
+        assert (b.top5 or 0) > (a.top5 or 0)
+
+
+def test_headline_result_is_a_single_model():
+    assert result("alexnet_2gpu").models == 1 and result("alexnet_2gpu").crops == 10
+    g = result("googlenet")
+    assert (g.top1, g.crops, g.models) == (None, 1, 1)
+    assert result("densenet264").crops == 1
+    assert result("resnet34").source == "torchvision"
+    assert result("resnet34", source="he2016deep").crops == 10
+    assert result("resnet50").source == "he2016deep"  # v1 has no weights; v1.5 (resnet50_tv) has
+
+
+@pytest.mark.parametrize("name, words", [("nin", "CIFAR-10"), ("lenet5", "MNIST"), ("alexnet", "alexnet_2gpu"),
+                                         ("resnet20", "CIFAR"), ("densenet_bc_100", "CIFAR")])
+def test_models_without_a_result_say_why(name, words):
+    assert results_for(name) == []
+    with pytest.raises(LookupError, match=words):
+        result(name)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="resnet50"):
+        result("resnet05")  # not registered: the registry suggests names
+    with pytest.raises(LookupError, match="torchvision"):
+        result("googlenet", source="torchvision")
+
+
+def test_source_label():
+    assert source_label("he2016deep") == "He 2016"
+    assert source_label("krizhevsky2012imagenet") == "Krizhevsky 2012"
+    assert source_label("torchvision") == "torchvision"
+
+
+# ----------------------------------------------------------------------------- the lecture's Keras table
+
+@pytest.mark.parametrize("row", KERAS_TABLE, ids=lambda r: r.keras_name)
+def test_keras_counts_are_ours_plus_running_statistics(row):
+    net = _meta(row.model)
+    stats = sum(m.running_mean.numel() + m.running_var.numel() for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    biases = (sum(m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d) and m.bias is None)
+              if row.model.startswith("resnet") else 0)
+    assert count_params(net) + stats + biases == row.params
+
+
+def test_keras_rows_are_registered_and_well_formed():
+    for row in KERAS_TABLE:
+        models.info(row.model)
+        assert 0 < row.top1 < row.top5 < 1
+    # the file sizes are the parameters at 4 bytes each (MiB), give or take the file's overhead
+    for row in KERAS_TABLE:
+        assert row.params * 4 / 2 ** 20 == pytest.approx(row.size_mb, rel=0.1)
