@@ -292,15 +292,19 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     n = len(units)
     labels = [unit_label(u) for u in units]
     label_font = 14
-    longest = max(len(s) for s in labels) * label_font * 0.56  # px, roughly (Helvetica)
+    longest = max(len(s) for s in labels) * label_font * 0.52  # px, roughly (Helvetica, mostly lower case)
     upright = longest + 6 <= (width - 28) / n  # room for horizontal labels
-    rotated = min(longest, 14 * label_font * 0.56)  # rotated labels are cut to 14 characters
-    left = 14 if upright else max(14, round(rotated * 0.64 - (width - 28) / n / 2 + 6))
+    rotated = min(longest, 14 * label_font * 0.52)  # rotated labels are cut to 14 characters
+    # every k-th label, tilted just enough that neighbours stay 17 px apart (flatter labels take less height)
+    label_every = 1 if upright else max(1, math.ceil(n * 20 / (width - 28)))
+    spacing = (width - 28) / n * label_every
+    angle = math.pi / 2 if upright else max(math.radians(30), math.asin(min(1.0, 17 / spacing)))
+    sin, cos = math.sin(angle), math.cos(angle)
+    left = 14 if upright else max(14, round(rotated * cos - (width - 28) / n / 2 + 6))
     right = 14
     slot = (width - left - right) / n
     bar = max(2.0, min(slot * 0.74, 64.0))
-    label_every = 1 if upright else max(1, math.ceil(n / max(1, (width - left - right) // 22)))
-    label_h = 24 if upright else 10 + rotated * 0.78
+    label_h = 24 if upright else 8 + rotated * sin + label_font * cos
     fields = [_rf(u) for u in units]
     has_rf = any(f for f in fields)
 
@@ -363,8 +367,9 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
             parts.append(_text(x_of(i), ly + 15, text, label_font, anchor="middle", weight=weight))
         else:
             cx = x_of(i)
+            tilt = math.degrees(angle)
             parts.append(_text(cx + 4, ly + 8, _short(text, 14), label_font, anchor="end", weight=weight,
-                               extra=f' transform="rotate(-50 {cx + 4:.1f} {ly + 8:.1f})"'))
+                               extra=f' transform="rotate(-{tilt:.0f} {cx + 4:.1f} {ly + 8:.1f})"'))
 
     legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
     lx = width - right
@@ -403,20 +408,21 @@ def _rf_track(units, fields, x_of, base_y, rf_h, x_left, x_right, highlight, inp
     lo, span = math.log(smallest), (math.log(largest) - math.log(smallest)) or 1.0
     y_of = lambda f: bottom - (bottom - top) * (math.log(max(f, smallest)) - lo) / span  # noqa: E731
     out = []
-    decade = 10
-    while decade <= largest:  # faint lines at 10, 100, 1000 px, labelled at the right edge
+    decade, taken = 10, [y_of(input_size)] if input_size else []
+    while decade <= largest:  # faint lines at 10, 100, 1000 px, labelled at the right edge when there is room
         yd = y_of(decade)
-        if decade < smallest:
-            decade *= 10
-            continue
-        out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yd:.1f}" y2="{yd:.1f}" stroke="#d0d5dc"/>')
-        out.append(_text(x_right - 2, yd - 3, f"{decade} px", 11, anchor="end", fill="#888"))
+        if decade >= smallest:
+            out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yd:.1f}" y2="{yd:.1f}" stroke="#d0d5dc"/>')
+            if all(abs(yd - t) >= 13 for t in taken):
+                out.append(_text(x_right - 2, yd - 3, f"{decade} px", 11, anchor="end", fill="#888"))
+                taken.append(yd)
         decade *= 10
     if input_size:
         yi = y_of(input_size)
         out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yi:.1f}" y2="{yi:.1f}" stroke="#555" '
                    f'stroke-dasharray="6 4" stroke-width="1.5"/>')
-        out.append(_text(x_left + 4, yi + 14, f"image side {input_size} px", 13, fill="#444"))
+        out.append(_text(x_left + 4, yi + 14, f"image side {input_size} px", 13, fill="#333",
+                         extra=' stroke="#fff" stroke-width="3" paint-order="stroke"'))
     points = [(x_of(i), y_of(f)) for i, f in enumerate(fields) if f]
     out.append('<polyline fill="none" stroke="{}" stroke-width="3" points="{}"/>'.format(
         _RF_COLOUR, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
