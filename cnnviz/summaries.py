@@ -40,7 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnviz.receptive_field import Layer, receptive_field
 
-__all__ = ["summary", "Summary", "SummaryRow", "InputTooSmall", "count_params", "MACS_NOTE"]
+__all__ = ["summary", "Summary", "SummaryRow", "InputTooSmall", "InputSizeMismatch", "count_params", "MACS_NOTE"]
 
 #: The note every rendering carries: what the MACs column counts.
 MACS_NOTE = ("MACs are multiply–accumulates of the convolution and linear layers for one image "
@@ -64,6 +64,17 @@ class InputTooSmall(ValueError):
     def __init__(self, message, *, layer="", kind="", min_size=None):
         super().__init__(message)
         self.layer, self.kind, self.min_size = layer, kind, min_size
+
+
+class InputSizeMismatch(ValueError):
+    """The input's size does not fit a dense layer sized for one particular input (AlexNet's fc6 at 100×100).
+
+    ``layer`` is the dotted name of that layer, ``expected`` and ``got`` its input features.
+    """
+
+    def __init__(self, message, *, layer="", expected=None, got=None):
+        super().__init__(message)
+        self.layer, self.expected, self.got = layer, expected, got
 
 
 @dataclass(frozen=True)
@@ -316,6 +327,12 @@ def summary(model: nn.Module, input_size, *, batch_size: int = 1, device=None) -
             break
         except InputTooSmall as err:  # sizes are exact on meta: no second try
             raise _with_min_size(err, model, shape) from None
+        except InputSizeMismatch as err:
+            default = getattr(model, "default_input_size", None)
+            hint = (f" Use the model's own input size, {_shape(default)}." if default is not None else
+                    " Its dense layers were sized for another input size.")
+            raise InputSizeMismatch(f"A {c}×{h}×{w} input does not fit this model: {err}{hint}",
+                                    layer=err.layer, expected=err.expected, got=err.got) from None
         except Exception:
             if k == len(plans) - 1:
                 raise  # else: try the model's own device, which raises the real error if there is one
@@ -412,6 +429,14 @@ _PLAIN_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, NotI
 
 def _raise_in_layer(err, call):
     """Re-raise ``err`` with the layer it happened in: same type and a longer message where that is safe."""
+    module = getattr(call, "module", None)
+    if isinstance(module, nn.Linear) and isinstance(err, RuntimeError) and ("cannot be multiplied" in str(err)
+                                                                   or "same reduction dim" in str(err)):
+        got = _features_in(str(err))
+        raise InputSizeMismatch(
+            f"layer {call.name!r} (Linear) expects {module.in_features:,} input values per image"
+            + (f" but gets {got:,}." if got is not None else "."),
+            layer=call.name, expected=module.in_features, got=got) from None
     where = f"In layer {call.name!r} ({call.kind})" if call is not None and call.name else (
         f"In the forward of the model itself ({call.kind})" if call is not None else "Before any layer ran")
     if type(err) in _PLAIN_ERRORS:
@@ -419,6 +444,16 @@ def _raise_in_layer(err, call):
     if hasattr(err, "add_note"):  # Python 3.11+
         err.add_note(where)
     raise err
+
+
+def _features_in(message):
+    """The input features of a failed matrix product, from torch's "mat1 and mat2 shapes cannot be
+    multiplied (1x6400 and 9216x4096)" or (on meta) "... but got [1, 6400] X [9216, 4096]" message;
+    None if the message has another form."""
+    import re
+    found = (re.search(r"\((\d+)x(\d+) and \d+x\d+\)", message)
+             or re.search(r"\[(\d+), (\d+)\] X \[\d+, \d+\]", message))
+    return int(found.group(2)) if found else None
 
 
 class _Call:

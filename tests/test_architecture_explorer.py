@@ -174,7 +174,8 @@ def test_a_fixed_size_classifier_is_explained(explorer):
     explorer.model.value = "alexnet"
     explorer.size.value = 100
     message = text(explorer.message)
-    assert "alexnet cannot run on a 3×100×100 input" in message and "classifier.fc6" in message
+    assert "A 3×100×100 input does not fit this model" in message and "classifier.fc6" in message
+    assert "3×227×227" in message
     assert "Unexpected" not in message and explorer.shown["input_size"] == 227
 
 

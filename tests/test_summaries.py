@@ -11,7 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import cnnviz
 from cnnviz.layers import conv_macs, conv_params, dense_params
 from cnnviz.receptive_field import PRESETS, as_torch, receptive_field
-from cnnviz.summaries import MACS_NOTE, InputTooSmall, Summary, count_params, summary
+from cnnviz import models
+from cnnviz.summaries import MACS_NOTE, InputSizeMismatch, InputTooSmall, Summary, count_params, summary
 
 # an input size per preset on which every layer fits (as in tests/test_receptive_field.py)
 PRESET_INPUT = {"AlexNet conv1–pool2": (227, 227), "LeNet-5 conv–pool": (32, 32)}
@@ -367,9 +368,16 @@ def test_bad_arguments():
 
 def test_forward_errors_name_the_layer():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2))
-    with pytest.raises(RuntimeError, match=r"In layer '2' \(Linear\): mat1 and mat2 shapes cannot be multiplied"):
+    with pytest.raises(InputSizeMismatch, match=r"A 3×8×8 input does not fit this model: layer '2' \(Linear\) "
+                                                r"expects 10 input values per image but gets 144\.") as caught:
         summary(model, (3, 8, 8))
+    assert (caught.value.layer, caught.value.expected, caught.value.got) == ("2", 10, 144)
     _no_hooks(model)
+    with torch.device("meta"):
+        alexnet = models.get("alexnet")
+    with pytest.raises(InputSizeMismatch, match=r"classifier.fc6.*9,216.*6,400\. Use the model's own input size, "
+                                                r"3×227×227"):
+        summary(alexnet, (3, 224, 224))
 
     class Oops(Exception):
         pass

@@ -59,14 +59,8 @@ def analyse(name: str, side: int):
             model = models.get(name)
         s = summary(model, (channels, side, side))
         result = (s, tuple(diagram_units(s)))
-    except ValueError as err:  # InputTooSmall and friends: remembered, so a second look is free
+    except ValueError as err:  # InputTooSmall, InputSizeMismatch: remembered, so a second look is free
         result = err
-    except RuntimeError as err:  # e.g. a fixed-size classifier (AlexNet's fc6 wants 6×6×256): say so in words
-        default = models.info(name).input_size[1]
-        result = ValueError(f"{name} cannot run on a {channels}×{side}×{side} input: {err} Models whose "
-                            f"classifier has a fixed input (no global pooling) take only sizes whose last "
-                            f"feature map fits it, such as the paper's {default}×{default}.")
-        result.__cause__ = err
     with _CACHE_LOCK:
         _CACHE[key] = result
         while len(_CACHE) > _CACHE_SIZE:
