@@ -8,6 +8,7 @@ states), so the static book keeps what the live widgets do.
 from cnnviz.figures.architecture import (architecture_figure, architecture_svg, diagram_units, human,
                                          inception_cost_figure, inception_cost_svg, inception_presets, kind_colour,
                                          model_zoo_figure, unit_label)
+from cnnviz.figures.comparison import accuracy_chart, model_costs
 from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_explorer_figure, conv_frames
 from cnnviz.figures.filtering import (DISPLAY_FOR_PRESET, conv_steps, heatmap, kernel_gallery, matrices, matrix,
                                       rgb_channels)
@@ -18,4 +19,5 @@ __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kerne
            "rf_overlay", "growth_chart", "erf_image", "receptive_field_figure", "erf_figure",
            "diagram_units", "architecture_svg", "architecture_figure", "model_zoo_figure", "human", "kind_colour",
            "unit_label",
-           "inception_presets", "inception_cost_svg", "inception_cost_figure"]
+           "inception_presets", "inception_cost_svg", "inception_cost_figure",
+           "accuracy_chart", "model_costs"]
