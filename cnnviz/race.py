@@ -6,8 +6,9 @@ more depths, trained side by side so that all their curves advance together.
   ``CIFAR10`` is the paper's CIFAR-10 recipe (a GPU run).
 - ``Race``: one ``cnnviz.train.Trainer`` per network, advanced in turns (one ``Trainer.step()``
   each, round-robin), with a ``RaceLog`` point every ``1 / logs_per_epoch`` epoch: training loss
-  and error over the batches since the previous point, and test loss and error. ``on_log`` is
-  called after each point (live display); ``stop()`` ends ``run()`` after the current step.
+  and error over the batches since the previous point, and at the end of every epoch test loss
+  and error. ``on_log`` is called after each point (live display); ``stop()`` ends ``run()``
+  after the current round of steps.
 - ``race(config)``: one race to the end; ``cached_race(config)``: the same, stored as JSON under
   ``cnnviz.data.cache_dir()`` keyed by the settings, so a book build trains only once.
 - ``cifar_race(...)``: the CIFAR-10 recipe; downloads CIFAR-10 through torchvision (offline it
@@ -39,7 +40,7 @@ from cnnviz.models.resnet import cifar_resnet
 from cnnviz.train import TensorData, Trainer, TrainingDiverged
 
 __all__ = ["RaceConfig", "EMBEDDED", "CIFAR10", "Race", "RaceLog", "race", "cached_race", "cifar_race",
-           "race_data", "net_names", "degradation", "Verdict", "gradient_norms", "Gradients", "LOG_FORMAT"]
+           "race_data", "net_names", "build_net", "degradation", "Verdict", "gradient_norms", "Gradients", "LOG_FORMAT"]
 
 LOG_FORMAT = "cnnviz.race log 1"
 KINDS = ("plain", "resnet")
@@ -69,9 +70,9 @@ class RaceConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     milestones: tuple = (0.5, 0.75)
-    warmup_epochs: float = 1.0
+    warmup_epochs: float = 0.0
     augment: bool = False
-    logs_per_epoch: int = 2
+    logs_per_epoch: int = 4
     seed: int = 0
 
     def __post_init__(self):
@@ -113,8 +114,8 @@ class RaceConfig:
     def describe(self) -> str:
         """The settings in one line, e.g. for a figure's title."""
         data = {"digits": "digits 8×8", "cifar10": "CIFAR-10"}[self.dataset]
-        ms = ", ".join(f"{m:g}" for m in self.milestones)
-        sched = f"lr {self.lr:g}" + (f" ÷10 at {ms} of the run" if ms else "")
+        ms = ", ".join(f"{100 * m:g} %" if m < 1 else f"epoch {m:g}" for m in self.milestones)
+        sched = f"lr {self.lr:g}" + (f" ÷10 at {ms}" if ms else "")
         if self.warmup_epochs:
             sched += f", lr/10 for the first {self.warmup_epochs:g} epoch{'s' if self.warmup_epochs != 1 else ''}"
         return (f"{data}, width {self.width}, batch {self.batch_size}, {self.epochs} epochs, SGD {sched}, "
@@ -122,9 +123,10 @@ class RaceConfig:
                 f"{'crop+flip augmentation' if self.augment else 'no augmentation'}, seed {self.seed}")
 
 
-#: The CPU demo: four networks on the embedded digits in about a minute (see the chapter for why each
-#: setting differs from the paper: width 8 instead of 16, 20 epochs, no augmentation on 8×8 digits).
-EMBEDDED = RaceConfig()
+#: The CPU demo: four networks on the embedded digits in about a minute. It departs from the paper
+#: (the chapter says why): width 8 instead of 16, 20 epochs, no augmentation on 8×8 digits, and two
+#: epochs of warm-up at lr/10 for every network (the paper warms up ResNet-110 only).
+EMBEDDED = RaceConfig(warmup_epochs=2.0)
 
 #: He et al. 2016, section 4.2: width 16, batch 128, lr 0.1 divided by 10 at 32k and 48k of 64k
 #: iterations (50 % and 75 %; 164 epochs of the 50,000 training images), momentum 0.9, weight decay
@@ -169,7 +171,8 @@ class RaceLog:
     (optimisation steps of each network), ``seconds`` (wall-clock since the start, evaluation
     included). ``series[name]``: ``train_loss``, ``train_error`` (means over the training batches
     since the previous point, in training mode, as the paper's curves), ``test_loss``,
-    ``test_error``, one per point (None after a network diverged). ``epochs[name]``: the trainer's
+    ``test_error`` (at the ends of epochs only: None between them), one per point (all None after a
+    network diverged). ``epochs[name]``: the trainer's
     per-epoch records (``cnnviz.train.History.epochs``). Errors are fractions (0.08 = 8 %).
     ``status``: "running", "finished", "stopped" or "failed"; ``diverged``: name -> message.
     """
@@ -265,12 +268,24 @@ def _torch_threads(threads):
         torch.set_num_threads(before)
 
 
-def _build(kind: str, depth: int, config: RaceConfig, data: TensorData) -> torch.nn.Module:
-    # the plain net and its residual twin get the same seed, hence the same initial weights
+def build_net(name: str, config: RaceConfig = EMBEDDED, data: TensorData = None, **changes) -> torch.nn.Module:
+    """The network ``name`` ("plain-56", "resnet-20" ...) of a race with ``config``, with the initial
+    weights it starts the race from (a plain net and its residual twin get the same ones). ``data``
+    gives the input channels and classes (default: 1 and 10, the digits); ``changes`` go to
+    ``cifar_resnet`` (e.g. ``preact=True``). Torch's global random state is left as it was."""
+    kind, _, depth = name.partition("-")
+    if kind not in KINDS or not depth.isdigit():
+        raise ValueError(f"A race network is named 'plain-DEPTH' or 'resnet-DEPTH', e.g. 'plain-56'; got {name!r}.")
+    depth = int(depth)
+    channels, classes = (data.image_shape[0], data.num_classes) if data is not None else (1, 10)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed * 10_000 + depth)
-        return cifar_resnet(depth, plain=kind == "plain", width=config.width, in_channels=data.image_shape[0],
-                            num_classes=data.num_classes)
+        return cifar_resnet(depth, plain=kind == "plain", width=config.width, in_channels=channels,
+                            num_classes=classes, **changes)
+
+
+def _build(kind: str, depth: int, config: RaceConfig, data: TensorData) -> torch.nn.Module:
+    return build_net(f"{kind}-{depth}", config, data)
 
 
 class Race:
@@ -278,8 +293,9 @@ class Race:
 
     ``config``: a ``RaceConfig`` (default ``EMBEDDED``); ``data``: a ``TensorData`` (default: the
     config's data set); ``device``: default ``cnnviz.device()``; ``threads``: torch's CPU threads
-    while ``run()`` trains (None leaves them; 1 is fastest for the tiny embedded nets and keeps a
-    core free for the notebook); ``on_log(race)``: called after every log point, from the thread
+    while ``run()`` trains on the CPU (default 1: the embedded nets are too small to gain from more,
+    which only slow them down when other work shares the cores, and one keeps a core free for the
+    notebook; None leaves torch's setting); ``on_log(race)``: called after every log point, from the thread
     that trains; ``checkpoint_dir``: a checkpoint per network and the log, written after every
     epoch, and resumed from when they exist. ``trainer_options``: passed on to every ``Trainer``
     (e.g. ``amp=False``).
@@ -288,7 +304,7 @@ class Race:
     ``stop()`` (safe from another thread); ``log`` is the ``RaceLog`` so far.
     """
 
-    def __init__(self, config: RaceConfig = EMBEDDED, *, data: TensorData = None, device=None, threads=None,
+    def __init__(self, config: RaceConfig = EMBEDDED, *, data: TensorData = None, device=None, threads=1,
                  on_log=None, checkpoint_dir=None, **trainer_options):
         if not isinstance(config, RaceConfig):
             raise TypeError(f"config must be a cnnviz.race.RaceConfig, got {type(config).__name__}.")
@@ -330,7 +346,7 @@ class Race:
                      "image_shape": [c, h, w], "classes": self.data.num_classes},
             params={name: sum(p.numel() for p in t.model.parameters()) for name, t in self.trainers.items()},
             machine={"device": str(self.device), "torch": torch.__version__.split("+")[0],
-                     "threads": threads if threads is not None else torch.get_num_threads(),
+                     "threads": (threads or torch.get_num_threads()) if self.device.type == "cpu" else None,
                      "wall_seconds": 0.0, "train_seconds": 0.0},
         )
         self._used = {name: 0 for name in self.trainers}  # trainer step records already summed into the log
@@ -428,14 +444,13 @@ class Race:
             s["train_loss"].append(_clean(sum(r["loss"] * k for r, k in zip(rows, n)) / total))
             s["train_error"].append(_clean(1 - sum(r["acc"] * k for r, k in zip(rows, n)) / total))
             epochs = trainer.history.epochs
-            if epochs and epochs[-1]["step"] == trainer.step_count:  # the trainer has just evaluated
-                test = epochs[-1]
-                if len(log.epochs[name]) < len(epochs):
-                    log.epochs[name] = [_json_record(r) for r in epochs]
-            else:
-                test = trainer.evaluate()
-            s["test_loss"].append(_clean(test["test_loss"]))
-            s["test_error"].append(_clean(test["test_error"]))
+            if epochs and epochs[-1]["step"] == trainer.step_count:  # the end of an epoch: evaluated
+                s["test_loss"].append(_clean(epochs[-1]["test_loss"]))
+                s["test_error"].append(_clean(epochs[-1]["test_error"]))
+                log.epochs[name] = [_json_record(r) for r in epochs]
+            else:  # between epochs only the training curves advance (testing every point would cost more)
+                s["test_loss"].append(None)
+                s["test_error"].append(None)
         self._update_machine()
         log.points["seconds"].append(log.machine["wall_seconds"])
         if self.checkpoint_dir is not None and step % self.steps_per_epoch == 0:
@@ -475,7 +490,7 @@ def _json_record(record: dict) -> dict:
     return {k: _clean(v) if isinstance(v, float) else v for k, v in record.items()}
 
 
-def race(config: RaceConfig = EMBEDDED, *, data: TensorData = None, device=None, threads=None, on_log=None,
+def race(config: RaceConfig = EMBEDDED, *, data: TensorData = None, device=None, threads=1, on_log=None,
          **trainer_options) -> RaceLog:
     """Run one race to the end and return its ``RaceLog`` (see ``Race``)."""
     return Race(config, data=data, device=device, threads=threads, on_log=on_log, **trainer_options).run()
@@ -514,11 +529,14 @@ def cifar_race(*, depths=(20, 56), epochs: int = None, seed: int = 0, root=None,
     lr 0.1 divided by 10 at 50 % and 75 %, batch 128, crop+flip augmentation, 164 epochs).
 
     ``epochs`` shortens or lengthens the run (the milestones stay at 50 % and 75 %); ``changes``
-    override other ``RaceConfig`` fields. CIFAR-10 is downloaded into ``root`` (default
+    override other ``RaceConfig`` fields. With a depth above 56, every network first trains one epoch
+    at lr 0.01 (the paper does so for ResNet-110, "until the training error is below 80 %"). CIFAR-10 is downloaded into ``root`` (default
     ``cnnviz.data.cache_dir()``); without internet this raises ``cnnviz.data.DatasetUnavailable``
     saying what to do. Meant for a GPU: 164 epochs of four networks take hours on a CPU.
     ``checkpoint_dir``: resume an interrupted run (see ``Race``).
     """
+    if "warmup_epochs" not in changes and max(depths) > 56:
+        changes["warmup_epochs"] = 1.0  # the paper warms ResNet-110 up at lr 0.01 for about 400 iterations
     config = CIFAR10.replace(depths=tuple(depths), seed=seed, **({"epochs": epochs} if epochs else {}), **changes)
     data = race_data("cifar10", root=root, download=download)
     return Race(config, data=data, device=device, on_log=on_log, checkpoint_dir=checkpoint_dir).run()

@@ -83,7 +83,7 @@ def _as_labels(y, n: int, what: str) -> torch.Tensor:
     return y.to(torch.int64).contiguous()
 
 
-def _channel_stats(images: torch.Tensor, chunk: int = 4096):
+def _channel_stats(images: torch.Tensor, chunk: int = 1024):
     """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, without a float copy of all of them."""
     c = images.shape[1]
     s, s2, n = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0

@@ -232,7 +232,7 @@ def test_menus_work_in_chromium_with_no_kernel(tmp_path, fig):
             gd = page.locator("div.js-plotly-plot").first
             state = lambda: json.loads(gd.evaluate(_STATE))  # noqa: E731
             before = state()
-            for k, label in ((0, "x: parameters"), (1, "y: top-5 accuracy"), (2, "papers only")):
+            for k, label in ((0, cmp.X_AXES["params"][0]), (1, cmp.Y_AXES["top5"][0]), (2, cmp.SHOW["paper"][0])):
                 gd.locator(".updatemenu-header-group").nth(k).click()
                 gd.locator(".updatemenu-item-text", has_text=label).click()
                 page.wait_for_timeout(400)

@@ -13,11 +13,12 @@ from cnnviz.data import DatasetUnavailable, cifar10_tensors, digits_tensors
 from cnnviz.train import CheckpointError, DeviceLoader, History, TensorData, Trainer, TrainingDiverged, fit
 
 
-def tiny_cnn(in_channels=1, classes=10, seed=0):
+def tiny_cnn(in_channels=1, classes=10, seed=0, widths=(8, 16)):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes))
+    a, b = widths
+    return nn.Sequential(nn.Conv2d(in_channels, a, 3, padding=1), nn.BatchNorm2d(a), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(b, classes))
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +126,9 @@ def test_device_loader_in_order_without_augmentation():
 
 
 def test_trainer_learns_digits(digits):
-    model = tiny_cnn()
+    model = tiny_cnn(widths=(32, 64))  # few, wide steps: quick even when other work loads the CPU
     logged = []
-    t = Trainer(model, digits, epochs=3, batch_size=32, lr=0.05, seed=0, train_eval_size=200,
+    t = Trainer(model, digits, epochs=3, batch_size=128, lr=0.2, seed=0, train_eval_size=200,
                 on_log=lambda tr: logged.append(tr.step_count), **QUIET)
     history = t.fit()
     assert isinstance(history, History) and t.done and len(history.epochs) == 3
@@ -150,7 +151,7 @@ def test_fit_wrapper_milestones_and_progress_bar(small, capsys):
 
 
 def _trainer(data, path=None, *, model_seed=0, **kw):
-    args = dict(epochs=4, batch_size=32, lr=0.05, seed=3, log_every=3, checkpoint=path, **QUIET)
+    args = dict(epochs=4, batch_size=64, lr=0.05, seed=3, log_every=3, checkpoint=path, **QUIET)
     args.update(kw)
     return Trainer(tiny_cnn(seed=model_seed), data, **args)
 
@@ -169,7 +170,7 @@ def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, how):
         t.run_epoch()
         t.step()              # progress after the checkpoint is lost
     resumed = _trainer(small, path, model_seed=99, resume=True, milestones=milestones)  # other init: overwritten
-    assert resumed.epoch == 2 and resumed.step_count == 16
+    assert resumed.epoch == 2 and resumed.step_count == 8
     resumed.fit()
     assert _numbers(resumed.history) == _numbers(whole.history)
     for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()):
@@ -180,13 +181,13 @@ def test_stop_returns_after_the_current_step_and_fit_goes_on(small):
     whole = _trainer(small, epochs=2)
     whole.fit()
 
-    def stop_at_5(trainer):
-        if trainer.step_count == 5:
+    def stop_at_3(trainer):  # as a Stop button would, in the middle of the first epoch (4 steps)
+        if trainer.step_count == 3:
             trainer.stop()
 
-    t = _trainer(small, epochs=2, log_every=1, on_log=stop_at_5)
+    t = _trainer(small, epochs=2, log_every=1, on_log=stop_at_3)
     history = t.fit()
-    assert t.stopped and t.step_count == 5 and history.steps[-1]["step"] == 5 and not history.epochs
+    assert t.stopped and t.step_count == 3 and history.steps[-1]["step"] == 3 and not history.epochs
     t.on_log = None
     t.fit()
     assert t.done and not t.stopped
@@ -282,7 +283,7 @@ def test_damaged_checkpoint_is_detected(small, checkpointed, tmp_path):
 
 
 def test_checkpoint_of_another_run_is_refused(small, checkpointed):
-    with pytest.raises(CheckpointError, match="batch_size=32 there, 16 here"):
+    with pytest.raises(CheckpointError, match="batch_size=64 there, 16 here"):
         _trainer(small, checkpointed, resume=True, batch_size=16)
 
 

@@ -268,7 +268,7 @@ def _text(x, y, text, size, *, anchor="start", weight=None, fill="#222", extra="
 
 
 def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Optional[str] = None,
-                     width: int = 1100, height: int = 330, highlight: Optional[int] = None,
+                     width: int = 720, height: int = 330, highlight: Optional[int] = None,
                      input_size: Optional[int] = None) -> str:
     """A block diagram of the layers ``units`` as an SVG string (works in any page, no JavaScript).
 
@@ -280,7 +280,9 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     scale; dashed: the ``input_size`` side of the image, when given). Under
     that, short labels (``conv 64``, ``inception3a``). ``highlight`` (a unit
     index) frames one block and states its numbers above the diagram.
-    Hovering a block shows its full row.
+    Hovering a block shows its full row. The picture scales down to narrower pages
+    (its text with it): ``width`` (px) is drawn at full size, 720 fits a book's column. Where the
+    colour keys do not fit beside the caption they take a second row, 22 px under ``height``.
     """
     if size_by not in SIZE_BY:
         raise ValueError(f"size_by must be one of {', '.join(SIZE_BY)}, not {size_by!r}.")
@@ -314,11 +316,18 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
         parts.append(_text(left, y + 22, title, 22, weight="bold"))
         y += 34
     if highlight is not None:
-        parts.append(_callout(units[highlight], left, y + 18, highlight))
-        y += 28
+        callout = _callout(units[highlight], left, y + 18, highlight, width - left - right)
+        parts.append(callout)
+        y += 28 if callout.count("<text") == 1 else 48
     band_top = y
     y += 22  # resolution labels
-    legend_h = 26
+    legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
+    tallest = max(_metric(u, size_by) for u in units) or 1.0
+    caption = f"block height ∝ √{SIZE_BY[size_by].split(' (')[0]} · tallest {human(tallest)}"
+    keys_w = sum(16 + 8 * len(_legend_name(c)) + 20 for c in legend) + (150 if has_rf else 0)
+    two_rows = len(caption) * 6.8 + 24 + keys_w > width - left - right  # caption above the colour keys
+    legend_h = 48 if two_rows else 26
+    height += legend_h - 26  # a second legend row adds to the picture, not taken from the blocks
     free = height - y - legend_h - label_h - 8  # blocks + receptive-field track
     rf_h = min(120.0, max(54.0, free * 0.34)) if has_rf else 0.0
     base_y = height - legend_h - label_h - rf_h - 8
@@ -333,8 +342,10 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
         parts.append(f'<rect x="{x0:.1f}" y="{band_top:.1f}" width="{x1 - x0:.1f}" '
                      f'height="{band_bottom - band_top:.1f}" fill="{fill}"/>')
         if res is not None:
-            text = f"{res[0]}×{res[1]}" if res[0] != res[1] or x1 - x0 > 70 else f"{res[0]}²"
-            if (x1 - x0) >= len(text) * 8:
+            text = f"{res[0]}×{res[1]}"
+            if res[0] == res[1] and (x1 - x0) < len(text) * 8.2 + 6:
+                text = f"{res[0]}²"
+            if (x1 - x0) >= len(text) * 8.2 + 2:
                 parts.append(_text((x0 + x1) / 2, band_top + 15, text, 14, anchor="middle", fill="#555"))
     if highlight is not None:
         cx = x_of(highlight)
@@ -352,7 +363,7 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
                      f'<rect x="{x:.1f}" y="{base_y - h:.1f}" width="{bar:.1f}" height="{h:.1f}" rx="2" '
                      f'fill="{kind_colour(u.kind)}"{stroke}/></g>')
         if show_values and v > 0:
-            parts.append(_text(x_of(i), base_y - h - 4, human(v), 12, anchor="middle", fill="#444"))
+            parts.append(_text(x_of(i), base_y - h - 4, human(v), 13, anchor="middle", fill="#444"))
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" stroke="#444"/>')
 
     if has_rf:
@@ -371,7 +382,6 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
             parts.append(_text(cx + 4, ly + 8, _short(text, 14), label_font, anchor="end", weight=weight,
                                extra=f' transform="rotate(-{tilt:.0f} {cx + 4:.1f} {ly + 8:.1f})"'))
 
-    legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
     lx = width - right
     fy = height - 9
     for colour in reversed(legend):
@@ -383,21 +393,27 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
         lx -= 150
         parts.append(f'<line x1="{lx}" x2="{lx + 22}" y1="{fy - 5}" y2="{fy - 5}" stroke="{_RF_COLOUR}" '
                      f'stroke-width="3"/>' + _text(lx + 27, fy, "receptive field", 14))
-    parts.append(_text(left, fy, f"block height ∝ √{SIZE_BY[size_by].split(' (')[0]} · tallest {human(peak)}", 14))
+    parts.append(_text(left, fy - 22 if two_rows else fy, caption, 14))
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
             f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" '
             f'aria-label="{html.escape(title or "architecture diagram")}">')
     return head + "".join(parts) + "</svg>"
 
 
-def _callout(u, x, y, index):
+def _callout(u, x, y, index, room=None):
+    """The highlighted unit's numbers: one line of text, or two (name, then numbers) when one would be
+    longer than ``room`` px."""
     rf, jump = _rf(u), _jump(u)
     bits = [f"output {_shape(u.output_shape)}", f"{human(u.params)} params", f"{human(u.macs)} MACs"]
     if rf:
         bits.append(f"receptive field {_number(rf)}×{_number(rf)} px, jump {_number(jump)}")
-    return (f'<text x="{x}" y="{y:.1f}" font-size="16" fill="#222"><tspan font-weight="bold">'
-            f'{index}: {html.escape(u.name)}</tspan> ({html.escape(u.kind)}) · '
-            f'{html.escape(" · ".join(bits))}</text>')
+    head = (f'<tspan font-weight="bold">{index}: {html.escape(u.name)}</tspan> ({html.escape(u.kind)})')
+    numbers = html.escape(" · ".join(bits))
+    length = len(f"{index}: {u.name} ({u.kind}) · ") + len(numbers)
+    if room is None or length * 8.4 <= room:
+        return f'<text x="{x}" y="{y:.1f}" font-size="16" fill="#222">{head} · {numbers}</text>'
+    return (f'<text x="{x}" y="{y:.1f}" font-size="16" fill="#222">{head}</text>'
+            f'<text x="{x}" y="{y + 20:.1f}" font-size="15" fill="#222">{numbers}</text>')
 
 
 def _rf_track(units, fields, x_of, base_y, rf_h, x_left, x_right, highlight, input_size):
@@ -414,7 +430,7 @@ def _rf_track(units, fields, x_of, base_y, rf_h, x_left, x_right, highlight, inp
         if decade >= smallest:
             out.append(f'<line x1="{x_left}" x2="{x_right}" y1="{yd:.1f}" y2="{yd:.1f}" stroke="#d0d5dc"/>')
             if all(abs(yd - t) >= 13 for t in taken):
-                out.append(_text(x_right - 2, yd - 3, f"{decade} px", 11, anchor="end", fill="#888"))
+                out.append(_text(x_right - 2, yd - 3, f"{decade} px", 12, anchor="end", fill="#777"))
                 taken.append(yd)
         decade *= 10
     if input_size:
@@ -491,9 +507,12 @@ def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = N
 
     def axis_layout(label):
         x, text = ticks[label]
-        every = max(1, math.ceil(len(x) / 40))
+        every = max(1, math.ceil(len(x) / 30))  # tilted labels need about 20 px each on a 700 px page
         lay = {"xaxis4.tickvals": x[::every], "xaxis4.ticktext": text[::every]}
         size = (input_sizes or {}).get(label)
+        fields = [_rf(u) for u in models[label] if _rf(u)]
+        if fields or size:  # room above the highest field and the image side, and for the line's label
+            lay["yaxis4.range"] = [0, max(fields + [size or 0]) * 1.16]
         lay["shapes"] = [dict(type="line", xref="x4 domain", x0=0, x1=1, yref="y4", y0=size, y1=size,
                               line=dict(color="#666", dash="dash", width=2),
                               label=dict(text=f"image side {size} px", textposition="end",
@@ -512,15 +531,24 @@ def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = N
     fig.update_xaxes(showticklabels=False)
     first = axis_layout(labels[0])
     fig.update_xaxes(showticklabels=True, tickmode="array", tickvals=first["xaxis4.tickvals"],
-                     ticktext=first["xaxis4.ticktext"], tickangle=-50, tickfont=dict(size=13), row=4, col=1)
+                     ticktext=first["xaxis4.ticktext"], tickangle=-50, tickfont=dict(size=13), automargin=True,
+                     row=4, col=1)
+    if "yaxis4.range" in first:
+        fig.update_yaxes(range=first["yaxis4.range"], row=4, col=1)
     fig.update_layout(shapes=first["shapes"])
-    fig.add_annotation(text=(notes or {}).get(labels[0], ""), xref="paper", yref="paper", x=0, y=1.035,
-                       xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=16), align="left")
+    # from the top: the title, the menu (its own row, so that a long title or label never runs into it),
+    # the note, then the first panel's title; placed in px above the panels, which hold at any width
+    menu = len(labels) > 1
+    fig.add_annotation(text=(notes or {}).get(labels[0], ""), xref="paper", yref="paper", x=0, y=1, yshift=28,
+                       xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=15), align="left")
     fig.update_layout(showlegend=False, bargap=0.15, hovermode="x", updatemenus=[dict(
-        type="dropdown", buttons=buttons, active=0, x=1, y=1.075, xanchor="right", yanchor="bottom",
-        direction="down", showactive=True, font=dict(size=16))] if len(labels) > 1 else [])
+        type="dropdown", buttons=buttons, active=0, x=0, y=1, xanchor="left", yanchor="bottom", pad=dict(b=58),
+        direction="down", showactive=True, font=dict(size=15))] if menu else [])
     style(fig, title=title, height=980)
-    return fig.update_layout(margin=dict(l=20, r=20, t=150 if title else 110, b=30))
+    if title:
+        fig.update_layout(title=dict(yref="container", y=1, yanchor="top", pad=dict(t=14)))
+    top = 58 + (40 if menu else 0) + (44 if title else 6)
+    return fig.update_layout(margin=dict(l=20, r=20, t=top, b=30))
 
 
 def model_zoo_figure(names: Sequence[str] = ("vgg16", "googlenet", "resnet50", "densenet121"), *,
@@ -742,7 +770,8 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
             paper = (kw.pop("ch3x3red"), kw.pop("ch5x5red"))
             modules[f"GoogLeNet {name}: {kw['size']}×{kw['size']}×{kw['in_channels']}"] = (kw, paper)
 
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+    # the two panels one above the other: side by side, a 700 px page leaves each bar too narrow for its value
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.13,
                         subplot_titles=("multiply–accumulates (MACs) per branch", "parameters per branch"))
     note = len(fig.layout.annotations)  # after the two panel titles
     sliders, menu = [], []
@@ -759,7 +788,7 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
             fig.add_trace(go.Bar(x=list(_BRANCH_NAMES), y=ys, name="naive", marker_color=_NAIVE_COLOUR,
                                  text=[human(v) for v in ys], textposition="outside", visible=m == 0,
                                  legendgroup="naive", showlegend=col == 1,
-                                 hovertemplate="naive, %{x} branch: %{y:,}<extra></extra>"), row=1, col=col)
+                                 hovertemplate="naive, %{x} branch: %{y:,}<extra></extra>"), row=col, col=1)
             naive_idx.append(len(fig.data) - 1)
         step_idx, texts = [], []
         peak = [max(getattr(naive.branches[b], "macs") for b in _BRANCH_KEYS),
@@ -775,14 +804,14 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
                                      marker_color=_BOTTLENECK_COLOUR, text=[human(v) for v in ys],
                                      textposition="outside", visible=m == 0 and k == active,
                                      legendgroup="bottleneck", showlegend=col == 1,
-                                     hovertemplate="bottleneck, %{x} branch: %{y:,}<extra></extra>"), row=1, col=col)
+                                     hovertemplate="bottleneck, %{x} branch: %{y:,}<extra></extra>"), row=col, col=1)
                 idx.append(len(fig.data) - 1)
             step_idx.append(idx)
             share = cost.total.macs / naive.total.macs
-            texts.append(f"<b>{label}</b> · 3×3 and 5×5 reductions {r3} and {r5}, pool projection "
+            texts.append(f"<b>{label}</b><br>3×3 and 5×5 reductions {r3} and {r5}, pool projection "
                          f"{kw['pool_proj']}<br>naive: <b>{human(naive.total.macs)}</b> MACs, "
                          f"{human(naive.total.params)} params, output depth <b>{naive.out_channels}</b>"
-                         f" · with bottlenecks: <b>{human(cost.total.macs)}</b> MACs ({share:.0%}), "
+                         f"<br>with bottlenecks: <b>{human(cost.total.macs)}</b> MACs ({share:.0%}), "
                          f"{human(cost.total.params)} params, output depth <b>{cost.out_channels}</b>")
         groups.append((naive_idx, step_idx, texts, peak, steps, active))
     total = len(fig.data)
@@ -806,18 +835,26 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
                        "yaxis.range": [0, peak[0] * 1.18], "yaxis2.range": [0, peak[1] * 1.18]})
         menu.append(dict(method="update", label=list(modules)[m], args=[{"visible": visible}, layout]))
 
+    # from the top, in px (the same at any width): the title, the legend and the menu on one row, the four
+    # lines of the note, then the panels; the margins are set, not grown by plotly to fit what is outside
+    # the panels (which moves the panels down by the sizes of the legend and the menu once more)
     first = groups[0]
-    fig.add_annotation(text=first[2][first[5]], xref="paper", yref="paper", x=0, y=1.09, xanchor="left",
-                       yanchor="bottom", showarrow=False, align="left", font=dict(size=16))
+    height, row = 860, 48 if title else 10  # row: the top of the legend and the menu
+    top = row + 154
+    fig.add_annotation(text=first[2][first[5]], xref="paper", yref="paper", x=0, y=1, yshift=30, xanchor="left",
+                       yanchor="bottom", showarrow=False, align="left", font=dict(size=15))
     fig.update_yaxes(range=[0, first[3][0] * 1.18], row=1, col=1, title_text="MACs")
-    fig.update_yaxes(range=[0, first[3][1] * 1.18], row=1, col=2, title_text="parameters")
+    fig.update_yaxes(range=[0, first[3][1] * 1.18], row=2, col=1, title_text="parameters")
     fig.update_xaxes(tickfont=dict(size=16))
-    fig.update_traces(textfont=dict(size=13), cliponaxis=False)
+    fig.update_traces(textfont=dict(size=14), cliponaxis=False, constraintext="none")
     fig.update_layout(barmode="group", bargap=0.22, bargroupgap=0.06, sliders=sliders,
-                      legend=dict(orientation="h", x=0, xanchor="left", y=1.27, yanchor="bottom",
-                                  font=dict(size=16)),
-                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=1, y=1.27, xanchor="right",
-                                        yanchor="bottom", direction="down", showactive=True,
-                                        font=dict(size=15))] if len(menu) > 1 else [])
-    style(fig, title=title, height=600)
-    return fig.update_layout(margin=dict(l=20, r=20, t=200 if title else 160, b=10))
+                      uniformtext=dict(minsize=13, mode="show"),
+                      legend=dict(orientation="h", x=0, xanchor="left", yref="container", y=1 - row / height,
+                                  yanchor="top", font=dict(size=15)),
+                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=1, y=1, xanchor="right",
+                                        yanchor="bottom", pad=dict(b=top - row - 34), direction="down",
+                                        showactive=True, font=dict(size=15))] if len(menu) > 1 else [])
+    style(fig, title=title, height=height)
+    if title:
+        fig.update_layout(title=dict(yref="container", y=1, yanchor="top", pad=dict(t=14)))
+    return fig.update_layout(margin=dict(l=84, r=20, t=top, b=142, autoexpand=False))

@@ -201,37 +201,42 @@ def model_label(name: str) -> str:
 
 
 #: The x axes of the chart: key → (menu label, axis title, value of a ``Costs``, the note under the chart).
+#: Menu labels are short, so that the three menus fit in one row of a 700 px page; the notes are
+#: broken into lines (``<br>``) of at most about 85 characters for the same page.
 X_AXES = {
-    "macs": ("x: multiply–accumulates", "multiply–accumulates per image (G MACs, log scale)",
+    "macs": ("x: MACs", "multiply–accumulates per image (G MACs, log scale)",
              lambda c: c.macs / 1e9,
-             "x: multiply–accumulates (MACs) of the convolutions and linear layers for one image at the "
-             "model's own input size; FLOPs ≈ 2 × MACs."),
+             "x: multiply–accumulates (MACs) of the convolutions and linear layers for one image<br>"
+             "at the model's own input size; FLOPs ≈ 2 × MACs."),
     "params": ("x: parameters", "parameters (millions, log scale)", lambda c: c.params / 1e6,
-               "x: learned parameters used at inference (BatchNorm's running statistics and GoogLeNet's "
+               "x: learned parameters used at inference (BatchNorm's running statistics and GoogLeNet's<br>"
                "training-only auxiliary classifiers not counted); 4 bytes each in float32."),
-    "activations": ("x: activation memory", "activation memory per image (MB, log scale)",
+    "activations": ("x: activations", "activation memory per image (MB, log scale)",
                     lambda c: c.activation_bytes / 1e6,
-                    "x: the forward pass's layer outputs for one image in float32 (MB = 10⁶ bytes); "
+                    "x: the forward pass's layer outputs for one image in float32 (MB = 10⁶ bytes);<br>"
                     "training keeps them all for the backward pass."),
 }
 #: The y axes: key → (menu label, axis title, attribute of an ``ImageNetResult``, note).
 Y_AXES = {
-    "top1": ("y: top-1 accuracy", "top-1 accuracy (%)", "top1",
+    "top1": ("y: top-1", "top-1 accuracy (%)", "top1",
              "y: top-1 accuracy on the ImageNet validation images (the best guess is right)."),
-    "top5": ("y: top-5 accuracy", "top-5 accuracy (%)", "top5",
-             "y: top-5 accuracy on the ImageNet validation images (the class is among the five best guesses)."),
+    "top5": ("y: top-5", "top-5 accuracy (%)", "top5",
+             "y: top-5 accuracy on the ImageNet validation images<br>"
+             "(the class is among the five best guesses)."),
 }
 #: The result filter: key → (menu label, which origins are shown).
-SHOW = {"all": ("all single-model results", ("torchvision", "paper")),
-        "torchvision": ("torchvision weights only", ("torchvision",)),
+SHOW = {"all": ("all results", ("torchvision", "paper")),
+        "torchvision": ("torchvision only", ("torchvision",)),
         "paper": ("papers only", ("paper",))}
 _SYMBOLS = {1: "circle", 10: "diamond", None: "square"}
 _CROPS = {1: "one centre crop", 10: "10 crops", None: "crops not stated"}
-_KEY = ("marker area ∝ parameters · hover a marker for its numbers, source and protocol · "
-        "click the legend to hide a family")
-_MAX_MARKER = 56  # px, the diameter of the largest marker
-_PLOT_PX = (680, 430)  # the plotting area's rough size in px, for placing the labels
+_KEY = ("marker area ∝ parameters · click a family in the legend to hide it<br>"
+        "hover a marker for its name, numbers, source and protocol (crowded markers have no label)")
+_MAX_MARKER = 52  # px, the diameter of the largest marker
+_PLOT_PX = (600, 512)  # the plot's size in px on a 700 px page (see the margins), for placing the labels
 _LABEL_PLACES = ("top center", "bottom center", "middle right", "middle left")
+_LABEL_FONT = 12  # px
+_HEIGHT = 880  # px, the whole figure
 
 
 def _origin(r) -> str:
@@ -252,7 +257,7 @@ def _hover(r, c, spec) -> str:
              f"input {'×'.join(str(s) for s in spec.input_size)}",
              f"source: {html.escape(source)}, {html.escape(r.where)}"]
     for text in (f"protocol: {r.protocol}", r.note):
-        lines += [html.escape(line) for line in textwrap.wrap(text, 80)]
+        lines += [html.escape(line) for line in textwrap.wrap(text, 64)]
     return "<br>".join(lines)
 
 
@@ -266,43 +271,81 @@ def _log_ticks(values):
     return ticks, [f"{t:g}" for t in ticks]
 
 
-def _label_places(xs, ys, radii, texts):
-    """A text position per marker (``_LABEL_PLACES``) that keeps labels off other labels and markers.
+_EDGE = 32  # px between the plot's edges and the centres of the outermost markers
 
-    Greedy, largest marker first, in rough pixel coordinates of the plotting area (x on a
-    log scale); markers without a y value (not drawn) get "top center".
+
+def _range(values, px, log=False):
+    """An axis range that keeps ``_EDGE`` px between the plot's edges and the extreme ``values`` on a plot
+    ``px`` long (log10 units on a log axis, as plotly wants them)."""
+    values = [math.log10(v) if log else v for v in values if v is not None]
+    lo, hi = min(values), max(values)
+    pad = (hi - lo or 1.0) * _EDGE / (px - 2 * _EDGE)
+    return [lo - pad, hi + pad]
+
+
+def _label_places(xs, ys_by_axis, radii, texts):
+    """A text position per marker (``_LABEL_PLACES``) that keeps labels off other labels and markers
+    on every y axis of ``ys_by_axis`` (one list of y values per axis, the same x), and which labels
+    to show: the y menu changes no label, so a label must read well on each y axis.
+
+    Greedy, largest marker first, in pixel coordinates of the plot on a 700 px page (x on a log
+    scale; the axis ranges are the chart's, from ``_range``). A label that overlaps other labels
+    or markers wherever it goes, that sits next to another marker (it could be read as that
+    one's), or that repeats a label already placed near it (the same model from two sources),
+    is left out: its marker is named in its hover text. Returns ``(places, shown)``.
     """
-    drawn = [k for k, y in enumerate(ys) if y is not None]
-    places = ["top center"] * len(xs)
-    if not drawn:
-        return places
+    n = len(xs)
+    places, shown = ["top center"] * n, [False] * n
     (w_px, h_px) = _PLOT_PX
-    lx = [math.log10(xs[k]) for k in drawn]
-    x0, x1 = min(lx), max(lx)
-    y0, y1 = min(ys[k] for k in drawn), max(ys[k] for k in drawn)
-    u = {k: 40 + (math.log10(xs[k]) - x0) / ((x1 - x0) or 1) * (w_px - 80) for k in drawn}
-    v = {k: 40 + (ys[k] - y0) / ((y1 - y0) or 1) * (h_px - 80) for k in drawn}  # upwards
-    boxes = [(u[k] - radii[k], v[k] - radii[k], u[k] + radii[k], v[k] + radii[k]) for k in drawn]  # markers
+    x0, x1 = _range(xs, w_px, log=True)
+    u = [(math.log10(x) - x0) / (x1 - x0) * w_px for x in xs]
+    axes = []  # per y axis: {marker: v (px, upwards)}, and the boxes to keep labels off
+    for ys in ys_by_axis:
+        if all(y is None for y in ys):
+            continue
+        y0, y1 = _range(ys, h_px)
+        v = {k: (y - y0) / (y1 - y0) * h_px for k, y in enumerate(ys) if y is not None}
+        axes.append((v, [(u[k] - radii[k], v[k] - radii[k], u[k] + radii[k], v[k] + radii[k], k) for k in v]))
 
     def overlap(a, b):
         return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
-    for k in sorted(drawn, key=lambda k: -radii[k]):
-        w, h, r = 7.0 * len(texts[k]) + 4, 15.0, radii[k]
-        centres = {"top center": (u[k], v[k] + r + 2 + h / 2), "bottom center": (u[k], v[k] - r - 2 - h / 2),
-                   "middle right": (u[k] + r + 3 + w / 2, v[k]), "middle left": (u[k] - r - 3 - w / 2, v[k])}
+    def near(box, k, v):  # marker k within 5 px of the box: the label could be read as its
+        return math.hypot(max(box[0] - u[k], 0.0, u[k] - box[2]), max(box[1] - v[k], 0.0, v[k] - box[3])) < radii[k] + 5
+
+    placed = {}  # label text -> [(u, v) of the marker it names, per y axis]
+    for k in sorted({k for v, _ in axes for k in v}, key=lambda k: -radii[k]):
+        w, h, r = 0.58 * _LABEL_FONT * len(texts[k]) + 6, _LABEL_FONT + 3.0, radii[k]
+        offsets = {"top center": (0.0, r + 2 + h / 2), "bottom center": (0.0, -r - 2 - h / 2),
+                   "middle right": (r + 3 + w / 2, 0.0), "middle left": (-r - 3 - w / 2, 0.0)}
         best = None
         for rank, place in enumerate(_LABEL_PLACES):
-            cx, cy = centres[place]
-            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-            outside = (max(0.0, -box[0]) + max(0.0, box[2] - w_px)) * h
-            own = drawn.index(k)
-            cost = sum(overlap(box, b) for j, b in enumerate(boxes) if j != own) + outside + rank  # rank: prefer top
-            if best is None or cost < best[0]:
-                best = (cost, place, box)
-        places[k] = best[1]
-        boxes.append(best[2])
-    return places
+            costs, boxes = [], []
+            for v, taken in axes:
+                if k not in v:
+                    costs.append(0.0)
+                    boxes.append(None)
+                    continue
+                cx, cy = u[k] + offsets[place][0], v[k] + offsets[place][1]
+                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                outside = (max(0.0, -box[0]) + max(0.0, box[2] - w_px)) * h + (
+                    max(0.0, -box[1]) + max(0.0, box[3] - h_px)) * w
+                costs.append(sum(overlap(box, b) for b in taken if b[4] != k) + outside
+                             + 0.2 * w * h * sum(near(box, j, v) for j in v if j != k))
+                boxes.append(box)
+            if best is None or max(costs) + rank < best[0] + best[1]:  # rank: prefer top, then bottom
+                best = (max(costs), rank, place, boxes)
+        places[k] = best[2]
+        twins = placed.get(texts[k], [])
+        if best[0] > 0.12 * w * h or any(k in v and t is not None and math.hypot(t[0] - u[k], t[1] - v[k]) < 120
+                                         for (v, _), t in zip(axes, twins)):
+            continue  # crowded or ambiguous, or its twin is labelled nearby: hover only
+        shown[k] = True
+        placed[texts[k]] = [(u[k], v[k]) if k in v else None for v, _ in axes]
+        for (_, taken), box in zip(axes, best[3]):
+            if box is not None:
+                taken.append((*box, k))
+    return places, shown
 
 
 def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Optional[str] = None) -> go.Figure:
@@ -356,17 +399,20 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
     def y_values(key):
         return [getattr(r, Y_AXES[key][2]) for r in flat]
 
-    def places(x_key, y_key):
-        return per_trace(_label_places(x_values(x_key), y_values(y_key), radii, texts))
+    def labels(x_key):  # {"textposition": per trace, "text": per trace (" " where hover only)}, for both y axes
+        where, shown = _label_places(x_values(x_key), [y_values(key) for key in Y_AXES], radii, texts)
+        # " ", not "": plotly.js draws no label where a restyle turns "" into text
+        return {"textposition": per_trace(where), "text": per_trace([t if s else " " for t, s in zip(texts, shown)])}
 
     fig = go.Figure()
-    first_places = places("macs", "top1")
+    first = labels("macs")
     for t, (family, origin) in enumerate(keys):
         group = groups[(family, origin)]
         fig.add_trace(go.Scatter(
             x=[X_AXES["macs"][2](costs[r.model]) for r in group], y=[r.top1 for r in group],
-            mode="markers+text", text=[model_label(r.model) for r in group], textposition=first_places[t],
-            textfont=dict(size=12, color="#333"), name=_FAMILY_LABELS.get(family, family), legendgroup=family,
+            mode="markers+text", text=first["text"][t], textposition=first["textposition"][t],
+            textfont=dict(size=_LABEL_FONT, color="#333"), name=_FAMILY_LABELS.get(family, family),
+            legendgroup=family,
             showlegend=False, hoverinfo="text",
             hovertext=[_hover(r, costs[r.model], models.info(r.model)) for r in group],
             meta=dict(family=family, origin=origin, models=[r.model for r in group]),
@@ -378,42 +424,52 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
     for family in dict.fromkeys(f for f, _ in keys):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_FAMILY_LABELS.get(family, family),
                                  legendgroup=family, hoverinfo="skip",
-                                 legendgrouptitle=dict(text="family") if len(fig.data) == len(keys) else None,
                                  marker=dict(size=12, color=colour[family], symbol="circle")))
     for crops in sorted({r.crops for r in flat}, key=lambda c: (c is None, c or 0)):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_CROPS.get(crops, f"{crops} crops"),
                                  legendgroup="crops", hoverinfo="skip",
-                                 legendgrouptitle=dict(text="test crops"),
                                  marker=dict(size=12, color="#999", symbol=_SYMBOLS.get(crops, "star"))))
 
     x_buttons = []
     for key, (label, axis, _, note) in X_AXES.items():
         ticks, ticktext = _log_ticks(x_values(key))
         x_buttons.append(dict(method="update", label=label, args=[
-            {"x": per_trace(x_values(key)), "textposition": places(key, "top1")},
+            {"x": per_trace(x_values(key)), **labels(key)},
             {"xaxis.title.text": axis, "xaxis.tickvals": ticks, "xaxis.ticktext": ticktext,
+             "xaxis.range": _range(x_values(key), _PLOT_PX[0], log=True),
              "annotations[0].text": note}, data_traces]))
     y_buttons = [dict(method="update", label=label, args=[
-        {"y": per_trace(y_values(key)), "textposition": places("macs", key)},
-        {"yaxis.title.text": axis, "annotations[1].text": note}, data_traces])
+        {"y": per_trace(y_values(key))},
+        {"yaxis.title.text": axis, "yaxis.range": _range(y_values(key), _PLOT_PX[1]), "annotations[1].text": note},
+        data_traces])
         for key, (label, axis, _, note) in Y_AXES.items()]
     show_buttons = [dict(method="restyle", label=label,
                          args=[{"visible": [o in origins for _, o in keys]}, data_traces])
                     for label, origins in SHOW.values()]
 
+    # Laid out in px for a 700 px page (wider pages only widen the plot): the title, the three menus in
+    # one row, the plot; under it the axis title, the legend (one or two rows) and the notes. The
+    # margins are set, not grown by plotly to fit what lies outside the plot.
     ticks, ticktext = _log_ticks(x_values("macs"))
-    menu = dict(type="dropdown", direction="down", showactive=True, active=0, y=1.02, yanchor="bottom",
-                xanchor="left", font=dict(size=14))
+    row = 50 if title else 10  # the top of the menus
+    top, bottom = row + 46, 272  # the margins above and below the plot
+    menu = dict(type="dropdown", direction="down", showactive=True, active=0, x=0, y=1, xanchor="left",
+                yanchor="bottom", font=dict(size=14))
+    gap = dict(t=0, r=0, l=0, b=top - row - 34)
     fig.update_layout(
-        updatemenus=[dict(menu, buttons=x_buttons, x=0.0), dict(menu, buttons=y_buttons, x=0.3),
-                     dict(menu, buttons=show_buttons, x=0.56)],
-        xaxis=dict(type="log", title=dict(text=X_AXES["macs"][1]), tickvals=ticks, ticktext=ticktext),
-        yaxis=dict(title=dict(text=Y_AXES["top1"][1]), ticksuffix=" %"),
-        legend=dict(x=1.01, y=1, xanchor="left", tracegroupgap=4),
-        hoverlabel=dict(align="left"),
+        updatemenus=[dict(menu, buttons=x_buttons, pad=gap), dict(menu, buttons=y_buttons, pad=dict(gap, l=150)),
+                     dict(menu, buttons=show_buttons, pad=dict(gap, l=250))],
+        xaxis=dict(type="log", title=dict(text=X_AXES["macs"][1], standoff=8), tickvals=ticks, ticktext=ticktext,
+                   range=_range(x_values("macs"), _PLOT_PX[0], log=True)),
+        yaxis=dict(title=dict(text=Y_AXES["top1"][1]), ticksuffix=" %", range=_range(y_values("top1"), _PLOT_PX[1])),
+        legend=dict(orientation="h", traceorder="normal", x=0, xanchor="left", y=(bottom - 66) / _HEIGHT,
+                    yref="container", yanchor="top", font=dict(size=14)),
+        hoverlabel=dict(align="left", font_size=14),
     )
     for k, text in enumerate((X_AXES["macs"][3], Y_AXES["top1"][3], _KEY)):
-        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=-0.13 - 0.06 * k, xanchor="left",
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-128 - 38 * k, xanchor="left",
                            yanchor="top", showarrow=False, font=dict(size=13), align="left")
-    style(fig, title=title, height=700)
-    return fig.update_layout(margin=dict(l=20, r=20, t=120 if title else 70, b=150))
+    style(fig, title=title, height=_HEIGHT)
+    if title:
+        fig.update_layout(title=dict(yref="container", y=1, yanchor="top", pad=dict(t=14)))
+    return fig.update_layout(margin=dict(l=80, r=20, t=top, b=bottom, autoexpand=False))

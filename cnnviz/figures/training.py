@@ -72,13 +72,14 @@ def _status(log, k: int) -> str:
 
 
 def race_figure(log, *, title: str = "Plain vs residual networks, trained side by side", height: int = 640,
-                frame_ms: int = 120) -> go.Figure:
+                frame_ms: int = 120, max_frames: int = 40) -> go.Figure:
     """The race of ``log`` (a ``cnnviz.race.RaceLog``) as an animated figure.
 
     Left panel: the plain networks; right panel: the residual ones (when both ran); one colour per
     depth; training error solid, test error dashed, in %. The slider picks a moment of the run (its
     status line gives each network's training error then); the play button replays it from the start.
-    The run's settings are stated under the title. The figure opens at the end of the run.
+    The run's settings are stated under the title. The figure opens at the end of the run. At most
+    ``max_frames`` moments are stored (evenly spread, the last one included), which bounds the page size.
     """
     if len(log) == 0:
         raise ValueError("This race has no log points yet: nothing to draw.")
@@ -97,6 +98,7 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
                 fig.add_trace(go.Scatter(
                     x=x, y=_pct(log.series[name][key]), mode="lines", name=net_label(name),
                     line=dict(color=colour, dash=dash, width=width), legendgroup=name, showlegend=key == "train_error",
+                    connectgaps=True,  # the test error is measured at the ends of epochs only
                     hovertemplate=f"{net_label(name)} {label} error: %{{y:.1f}} % at epoch %{{x:.2f}}<extra></extra>"),
                     row=1, col=col)
                 traces.append((name, key))
@@ -117,8 +119,11 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
     def annotations(k):
         return titles + [about, dict(status, text=_status(log, k))]
 
+    n = len(log)
+    moments = sorted({round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)}) if n > max_frames \
+        else list(range(n))
     frames = []
-    for k in range(len(log)):
+    for k in moments:
         data = [go.Scatter(x=x[:k + 1], y=_pct(log.series[name][key][:k + 1])) for name, key in traces]
         frames.append(go.Frame(name=str(k), data=data, traces=list(range(len(traces))),
                                layout=dict(annotations=annotations(k))))
@@ -126,12 +131,12 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
     still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     play = dict(mode="immediate", frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0),
                 fromcurrent=False)
-    steps = [dict(method="animate", label=f"{x[k]:.2f}", args=[[str(k)], still]) for k in range(len(log))]
+    steps = [dict(method="animate", label=f"{x[k]:.2f}", args=[[str(k)], still]) for k in moments]
     top, bottom = 104 + 17 * n_lines, 170
     plot_h = height - top - bottom
     fig.update_layout(
         annotations=annotations(last),
-        sliders=[dict(active=last, steps=steps, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=82, b=0),
+        sliders=[dict(active=len(moments) - 1, steps=steps, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=82, b=0),
                       currentvalue=dict(prefix="epoch ", font=dict(size=15, color="#222")),
                       font=dict(color="rgba(0,0,0,0)"))],  # one tick label per point would overlap
         updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=0, xanchor="left",
@@ -216,19 +221,12 @@ def race_svg(log, *, width: int = 900, height: int = 380, font_size: int = 14) -
             name = f"{kind}-{depth}"
             colour = _colour(log.config, name)
             for key, dash, w in (("train_error", "", 3), ("test_error", ' stroke-dasharray="7 5"', 1.8)):
-                pts, runs = [], []
-                for e, v in zip(log.points["epoch"], log.series[name][key]):
-                    if v is None:
-                        if pts:
-                            runs.append(pts)
-                        pts = []
-                    else:
-                        pts.append(f"{sx(e):.1f},{sy(100 * v):.1f}")
+                # None: not measured at that point (test error between epochs), or diverged
+                pts = [f"{sx(e):.1f},{sy(100 * v):.1f}" for e, v in zip(log.points["epoch"], log.series[name][key])
+                       if v is not None]
                 if pts:
-                    runs.append(pts)
-                for run in runs:
                     out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="{w}"{dash} '
-                               f'stroke-linejoin="round" points="{" ".join(run)}"/>')
+                               f'stroke-linejoin="round" points="{" ".join(pts)}"/>')
     out.append(f'<text x="{fs}" y="{top + ph / 2:.1f}" text-anchor="middle" '
                f'transform="rotate(-90 {fs} {top + ph / 2:.1f})">error (%)</text>')
     # legend: one colour per depth, and the two line styles

@@ -112,7 +112,7 @@ def get(name: str, *, num_classes: Optional[int] = None, pretrained: bool = Fals
         num_classes = spec.num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
-    if pretrained and num_classes != 1000:
+    if pretrained and spec.weights is not None and num_classes != 1000:
         raise ValueError(f"The ImageNet weights of {name} have 1000 classes; build it with num_classes=1000 "
                          "and replace the classifier afterwards (the transfer-learning chapter shows how).")
     model = spec.builder(num_classes=num_classes, **spec.kwargs)
