@@ -172,8 +172,9 @@ class RaceLog:
     included). ``series[name]``: ``train_loss``, ``train_error`` (means over the training batches
     since the previous point, in training mode, as the paper's curves), ``test_loss``,
     ``test_error`` (at the ends of epochs only: None between them), one per point (all None after a
-    network diverged). ``epochs[name]``: the trainer's
-    per-epoch records (``cnnviz.train.History.epochs``). Errors are fractions (0.08 = 8 %).
+    network diverged). ``epochs[name]``: the trainer's per-epoch records
+    (``cnnviz.train.History.epochs``). Errors are fractions (0.08 = 8 %). ``machine``: device, torch
+    version, threads, ``wall_seconds`` (the race so far) and ``train_seconds`` (in steps, all networks).
     ``status``: "running", "finished", "stopped" or "failed"; ``diverged``: name -> message.
     """
 
@@ -530,9 +531,10 @@ def cifar_race(*, depths=(20, 56), epochs: int = None, seed: int = 0, root=None,
 
     ``epochs`` shortens or lengthens the run (the milestones stay at 50 % and 75 %); ``changes``
     override other ``RaceConfig`` fields. With a depth above 56, every network first trains one epoch
-    at lr 0.01 (the paper does so for ResNet-110, "until the training error is below 80 %"). CIFAR-10 is downloaded into ``root`` (default
-    ``cnnviz.data.cache_dir()``); without internet this raises ``cnnviz.data.DatasetUnavailable``
-    saying what to do. Meant for a GPU: 164 epochs of four networks take hours on a CPU.
+    at lr 0.01 (the paper does so for ResNet-110, "until the training error is below 80 %").
+    CIFAR-10 is downloaded into ``root`` (default ``cnnviz.data.cache_dir()``); without internet this
+    raises ``cnnviz.data.DatasetUnavailable`` saying what to do. Meant for a GPU: 164 epochs of four
+    networks take many hours on a CPU.
     ``checkpoint_dir``: resume an interrupted run (see ``Race``).
     """
     if "warmup_epochs" not in changes and max(depths) > 56:
@@ -556,6 +558,9 @@ class Verdict:
     losses: dict
     degraded: bool
     residual_no_worse: bool
+    ratio: float
+    margin: float
+    tolerance: float
 
     @property
     def holds(self) -> bool:
@@ -563,7 +568,7 @@ class Verdict:
         return self.degraded and self.residual_no_worse
 
 
-def degradation(log: RaceLog, *, ratio: float = 2.0, margin: float = 0.05, tolerance: float = 0.02) -> Verdict:
+def degradation(log: RaceLog, *, ratio: float = 2.0, margin: float = 0.05, tolerance: float = 0.01) -> Verdict:
     """Judge a finished race of plain and residual nets by their final training losses (see ``Verdict``).
     The shallowest and deepest depths of the race are compared."""
     config = log.race_config
@@ -575,7 +580,8 @@ def degradation(log: RaceLog, *, ratio: float = 2.0, margin: float = 0.05, toler
         raise ValueError("The race has not trained a full epoch of every network yet.")
     p_s, p_d = losses[f"plain-{shallow}"], losses[f"plain-{deep}"]
     r_s, r_d = losses[f"resnet-{shallow}"], losses[f"resnet-{deep}"]
-    return Verdict(shallow, deep, losses, degraded=p_d > ratio * p_s + margin, residual_no_worse=r_d <= r_s + tolerance)
+    return Verdict(shallow, deep, losses, degraded=p_d > ratio * p_s + margin, residual_no_worse=r_d <= r_s + tolerance,
+                   ratio=ratio, margin=margin, tolerance=tolerance)
 
 
 # ----------------------------------------------------------------------------- gradients at initialisation

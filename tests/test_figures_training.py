@@ -26,11 +26,17 @@ def log():
 
 
 def _pct(values):
-    return [None if v is None else 100 * v for v in values]
+    return [None if v is None else round(100 * v, 2) for v in values]
 
 
 def test_net_label():
     assert net_label("resnet-56") == "ResNet-56" and net_label("plain-20") == "plain-20"
+
+
+def _curve(log, name, key):
+    """The measured points of one curve: (x, y in %)."""
+    pts = [(round(e, 3), v) for e, v in zip(log.points["epoch"], log.series[name][key]) if v is not None]
+    return [e for e, _ in pts], _pct([v for _, v in pts])
 
 
 def test_race_figure_draws_every_curve_in_the_papers_style(log):
@@ -40,8 +46,9 @@ def test_race_figure_draws_every_curve_in_the_papers_style(log):
     assert names[:2] == [("plain-8", "solid", "x"), ("plain-8", "dash", "x")]
     assert ("ResNet-14", "dash", "x2") in names  # residual nets in the right panel
     for trace, (name, key) in zip(fig.data, [(n, k) for n in log.nets for k in ("train_error", "test_error")]):
-        assert list(trace.y) == _pct(log.series[name][key])  # in %, exactly the log's values
-        assert list(trace.x) == log.points["epoch"]
+        x, y = _curve(log, name, key)
+        assert list(trace.x) == x and list(trace.y) == y  # in %, the log's values to 0.01
+    assert len(fig.data[0].x) == len(log) and len(fig.data[1].x) == 3  # test error: at the ends of epochs
     train_colours = {t.name: t.line.color for t in fig.data if t.line.dash == "solid"}
     assert train_colours["plain-8"] == train_colours["ResNet-8"] != train_colours["plain-14"]  # colour = depth
     texts = " ".join(a.text for a in fig.layout.annotations)
@@ -58,14 +65,19 @@ def test_frames_replay_the_log_and_the_slider_reaches_every_frame(log):
     assert fig.layout.sliders[0].active == n - 1  # opens at the end of the run
     for k, frame in enumerate(fig.frames):
         assert list(frame.traces) == list(range(8))
-        assert [len(d.x) for d in frame.data] == [k + 1] * 8  # the curves grow frame by frame
-        assert list(frame.data[0].y) == _pct(log.series["plain-8"]["train_error"][:k + 1])
-    # every frame states a different moment, so scrubbing changes the picture's text as well as its curves
-    statuses = [frame.layout.annotations[-1].text for frame in fig.frames]
-    assert len(set(statuses)) == n and statuses[-1] == fig.layout.annotations[-1].text
+        # the curves grow frame by frame: training error one point per moment, test error one per epoch
+        assert [len(d.y) for d in frame.data] == [k + 1, (k + 1) // 2] * 4
+        assert list(frame.data[0].y) == _curve(log, "plain-8", "train_error")[1][:k + 1]
+        assert frame.data[0].x is None  # plotly draws min(len(x), len(y)) points: x stays in the trace
+    # every frame states its moment (subtitle) and marks it with a line in both panels
+    statuses = [frame.layout.title.subtitle.text for frame in fig.frames]
+    assert len(set(statuses)) == n and statuses[-1] == fig.layout.title.subtitle.text
     assert statuses[0].startswith("<b>epoch 0.5 of 3</b>")
-    # the frames keep the panel titles and the settings
-    assert all(len(f.layout.annotations) == len(fig.layout.annotations) for f in fig.frames)
+    lines = [[(sh.x0, sh.xref) for sh in frame.layout.shapes] for frame in fig.frames]
+    assert lines[0] == [(0.5, "x"), (0.5, "x2")] and len({tuple(li) for li in lines}) == n
+    assert fig.layout.shapes == fig.frames[-1].layout.shapes
+    # the annotations (panel titles, settings) never change, so the frames leave them alone
+    assert all(f.layout.annotations == () for f in fig.frames)
     play = fig.layout.updatemenus[0].buttons[0]
     assert play.method == "animate" and play.args[0] is None and play.args[1]["fromcurrent"] is False
 
@@ -82,12 +94,13 @@ def test_race_figure_with_one_kind_and_errors():
         race_figure(empty)
 
 
-def test_race_figure_survives_json(log):
-    """The page gets the figure as JSON: it must serialise without NaN (test errors between epochs are None)."""
-    fig = race_figure(log)
-    text = fig.to_json()
-    assert "NaN" not in text
-    assert all(t.connectgaps for t in fig.data)
+def test_race_figure_leaves_out_unmeasured_points(log):
+    """Test errors between epochs and everything after a divergence are None in the log: no gaps, no NaN."""
+    broken = log.snapshot()
+    broken.series["plain-14"]["train_error"][3:] = [None] * (len(log) - 3)
+    fig = race_figure(broken)
+    assert len(fig.data[2].x) == 3 and None not in fig.data[2].y
+    assert "NaN" not in fig.to_json()
 
 
 def test_race_svg_is_valid_and_draws_every_curve(log):
@@ -128,7 +141,8 @@ def test_gradient_figure_is_log_scaled():
 # ----------------------------------------------------------------------------- in a real browser
 
 CHROMIUM = "/usr/bin/chromium"
-STATE = """(gd) => JSON.stringify([gd._fullData.map(t => t.x.length), (gd.layout.annotations || []).map(a => a.text)])"""
+STATE = """(gd) => JSON.stringify([gd._fullData.map(t => t._length), gd._fullLayout.title.subtitle.text,
+                                   JSON.stringify(gd.layout.shapes)])"""
 
 
 @pytest.mark.browser
@@ -151,17 +165,18 @@ def test_slider_and_play_change_the_figure_with_no_kernel(log, tmp_path):
         page.goto(page_file.as_uri())
         page.wait_for_function("() => document.querySelector('div.js-plotly-plot') !== null")
         gd = page.locator("div.js-plotly-plot").first
-        lengths, texts = json.loads(gd.evaluate(STATE))
-        assert lengths == [len(log)] * 8  # opens at the end
+        lengths, status, shapes = json.loads(gd.evaluate(STATE))
+        assert lengths == [len(log), 3] * 4 and "epoch 3.0 of 3" in status  # opens at the end
         rail = gd.locator(".slider-rail-rect").first
         box = rail.bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.02, box["y"] + box["height"] / 2)
         page.wait_for_timeout(400)
-        lengths0, texts0 = json.loads(gd.evaluate(STATE))
-        assert lengths0 == [1] * 8 and texts0[-1] != texts[-1] and "epoch 0.5 of 3" in texts0[-1]
+        lengths0, status0, shapes0 = json.loads(gd.evaluate(STATE))
+        assert lengths0 == [1, 0] * 4 and "epoch 0.5 of 3" in status0 and shapes0 != shapes
+        title = gd.evaluate("gd => gd._fullLayout.title.text")
+        assert title.startswith("Plain vs residual")  # a frame changes the subtitle only
         page.get_by_text("▶ replay").click()
         page.wait_for_timeout(150 * len(log) + 1500)
-        lengths1, texts1 = json.loads(gd.evaluate(STATE))
-        assert lengths1 == [len(log)] * 8 and texts1 == texts
+        assert json.loads(gd.evaluate(STATE)) == [lengths, status, shapes]
         assert errors == []
         browser.close()

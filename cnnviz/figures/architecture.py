@@ -480,7 +480,8 @@ def architecture_figure(models: Dict[str, Sequence], *, title: Optional[str] = N
     activations it stores, its parameters and its MACs (bars coloured by
     kind) and its receptive field in input pixels (a line: how far each layer
     sees; dashed, the image side from ``input_sizes`` when given). Hover a bar
-    for the full row; ``notes`` (same keys) adds a line of totals under the title.
+    for the full row; ``notes`` (same keys) adds a line of totals above the panels. The menu has a
+    row of its own under the title, so a long title or label never runs into it on a narrow page.
     """
     if not models:
         raise ValueError("Give at least one model.")
@@ -751,9 +752,9 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
     dimension reductions (Figure 2b): 1×1 convolutions to ``r`` maps before
     the 3×3 and 5×5 filters (``ch3x3red = ch5x5red = r``) and a 1×1
     projection to ``pool_proj`` maps after the pool. The slider moves ``r``
-    over ``reductions`` (starting at ``start``); the left panel shows MACs per
-    branch, the right one parameters, grey for naive and blue with
-    bottlenecks, and the line above states totals and output depths. The
+    over ``reductions`` (starting at ``start``); the upper panel shows MACs per
+    branch, the lower one parameters, grey for naive and blue with
+    bottlenecks, and the lines above state totals and output depths. The
     defaults are the lecture's example: 854 M MACs and 672 output maps naive,
     271 M and 480 maps at r = 64. With ``googlenet=True`` a menu adds
     GoogLeNet's nine modules (Table 1 widths and input sizes), each with the
@@ -835,9 +836,10 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
                        "yaxis.range": [0, peak[0] * 1.18], "yaxis2.range": [0, peak[1] * 1.18]})
         menu.append(dict(method="update", label=list(modules)[m], args=[{"visible": visible}, layout]))
 
-    # from the top, in px (the same at any width): the title, the legend and the menu on one row, the four
-    # lines of the note, then the panels; the margins are set, not grown by plotly to fit what is outside
-    # the panels (which moves the panels down by the sizes of the legend and the menu once more)
+    # from the top, in px (the same at any width): the title; the menu and the legend on one row, the menu
+    # on the left, clear of plotly's toolbar; the four lines of the note; then the panels. The margins
+    # are set, not grown by plotly to fit what lies outside the panels (which would move the panels
+    # down by the heights of the legend and the menu once more).
     first = groups[0]
     height, row = 860, 48 if title else 10  # row: the top of the legend and the menu
     top = row + 154
@@ -849,9 +851,9 @@ def inception_cost_figure(in_channels: int = 256, size: int = 28, ch1x1: int = 1
     fig.update_traces(textfont=dict(size=14), cliponaxis=False, constraintext="none")
     fig.update_layout(barmode="group", bargap=0.22, bargroupgap=0.06, sliders=sliders,
                       uniformtext=dict(minsize=13, mode="show"),
-                      legend=dict(orientation="h", x=0, xanchor="left", yref="container", y=1 - row / height,
+                      legend=dict(orientation="h", x=1, xanchor="right", yref="container", y=1 - row / height,
                                   yanchor="top", font=dict(size=15)),
-                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=1, y=1, xanchor="right",
+                      updatemenus=[dict(type="dropdown", buttons=menu, active=0, x=0, y=1, xanchor="left",
                                         yanchor="bottom", pad=dict(b=top - row - 34), direction="down",
                                         showactive=True, font=dict(size=15))] if len(menu) > 1 else [])
     style(fig, title=title, height=height)

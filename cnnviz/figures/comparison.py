@@ -359,8 +359,10 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
     the x axis (MACs, parameters, activation memory; log scale), the y axis (top-1,
     top-5: results without a top-1 value, like GoogLeNet's, appear on the top-5 axis only)
     and the results shown (all, torchvision's weights, papers). MACs are multiply–accumulates
-    (FLOPs / 2). The data traces come first, one per (family, origin), each with
-    ``meta = {"family", "origin", "models"}``; legend-only traces (no points) follow.
+    (FLOPs / 2). Markers are labelled where a label fits clear of the others on a 700 px page
+    (for both y axes); crowded markers are named in their hover text only. The data traces come
+    first, one per (family, origin), each with ``meta = {"family", "origin", "models"}``;
+    legend-only traces (no points) follow.
     """
     from cnnviz import models
     results = list(results)

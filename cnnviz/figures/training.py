@@ -32,7 +32,8 @@ def net_label(name: str) -> str:
 
 
 def _pct(values):
-    return [None if v is None else 100 * v for v in values]
+    """Fractions as percentages to 0.01 (finer is invisible, and the page stays small)."""
+    return [None if v is None else round(100 * v, 2) for v in values]
 
 
 def _colour(config: dict, name: str) -> str:
@@ -87,7 +88,14 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
     kinds = list(config.kinds)
     fig = make_subplots(rows=1, cols=len(kinds), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[_PANELS[k] for k in kinds])
-    x = log.points["epoch"]
+    x = [round(e, 3) for e in log.points["epoch"]]
+    # each curve keeps only its measured points (the test error exists at the ends of epochs only;
+    # nothing after a network diverged): (indices into the log, x, y in %)
+    curves = {}
+    for name in log.nets:
+        for key in ("train_error", "test_error"):
+            idx = [k for k, v in enumerate(log.series[name][key]) if v is not None]
+            curves[name, key] = (idx, [x[k] for k in idx], _pct([log.series[name][key][k] for k in idx]))
     traces = []  # (name, key) in trace order
     for col, kind in enumerate(kinds, start=1):
         for depth in config.depths:
@@ -95,47 +103,48 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
             colour = _colour(log.config, name)
             for key, dash, width, label in (("train_error", "solid", 3.5, "training"),
                                             ("test_error", "dash", 2, "test")):
+                _, cx, cy = curves[name, key]
                 fig.add_trace(go.Scatter(
-                    x=x, y=_pct(log.series[name][key]), mode="lines", name=net_label(name),
+                    x=cx, y=cy, mode="lines", name=net_label(name),
                     line=dict(color=colour, dash=dash, width=width), legendgroup=name, showlegend=key == "train_error",
-                    connectgaps=True,  # the test error is measured at the ends of epochs only
                     hovertemplate=f"{net_label(name)} {label} error: %{{y:.1f}} % at epoch %{{x:.2f}}<extra></extra>"),
                     row=1, col=col)
                 traces.append((name, key))
-    top = max((v for name, key in traces for v in _pct(log.series[name][key]) if v is not None), default=100)
+    top = max((v for name, key in traces for v in curves[name, key][2]), default=100)
     fig.update_yaxes(range=[0, min(100, top * 1.04) or 1], title_text="error (%)", row=1, col=1)
     fig.update_xaxes(range=[0, config.epochs], title_text="epochs")
     fig.update_yaxes(range=[0, min(100, top * 1.04) or 1])
 
-    titles = list(fig.layout.annotations)  # the panel titles: every frame repeats them
-    status = dict(xref="paper", yref="paper", x=0, y=1, yshift=34, xanchor="left", yanchor="bottom",
-                  showarrow=False, align="left", font=dict(size=14))
     last = len(log) - 1
-
     settings = _wrap(_settings_text(log), 125)
     n_lines = settings.count("<br>") + 1
-    about = dict(status, yshift=34 + 24, text=settings, font=dict(size=13, color="#444"))
+    fig.add_annotation(xref="paper", yref="paper", x=0, y=1, yshift=34, xanchor="left", yanchor="bottom",
+                       showarrow=False, align="left", text=settings, font=dict(size=13, color="#444"))
 
-    def annotations(k):
-        return titles + [about, dict(status, text=_status(log, k))]
+    def now(k):  # the moment shown: its status line (the subtitle) and a thin line at it in every panel
+        line = dict(type="line", yref="paper", y0=0, y1=1, x0=x[k], x1=x[k], line=dict(color="#999", width=1))
+        return dict(title=dict(subtitle=dict(text=_status(log, k))),
+                    shapes=[dict(line, xref=f"x{'' if c == 1 else c}") for c in range(1, len(kinds) + 1)])
 
     n = len(log)
     moments = sorted({round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)}) if n > max_frames \
         else list(range(n))
     frames = []
     for k in moments:
-        data = [go.Scatter(x=x[:k + 1], y=_pct(log.series[name][key][:k + 1])) for name, key in traces]
-        frames.append(go.Frame(name=str(k), data=data, traces=list(range(len(traces))),
-                               layout=dict(annotations=annotations(k))))
+        # a frame sends only y, cut at moment k: plotly draws min(len(x), len(y)) points, and the
+        # full x of each curve stays in its trace (half the data on the page). The panel titles and
+        # the settings (annotations) are not in the frames: they never change.
+        data = [go.Scatter(y=curves[name, key][2][:sum(i <= k for i in curves[name, key][0])]) for name, key in traces]
+        frames.append(go.Frame(name=str(k), data=data, traces=list(range(len(traces))), layout=now(k)))
     fig.frames = frames
     still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     play = dict(mode="immediate", frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0),
                 fromcurrent=False)
     steps = [dict(method="animate", label=f"{x[k]:.2f}", args=[[str(k)], still]) for k in moments]
-    top, bottom = 104 + 17 * n_lines, 170
+    top, bottom = 110 + 17 * n_lines, 170
     plot_h = height - top - bottom
     fig.update_layout(
-        annotations=annotations(last),
+        shapes=now(last)["shapes"],
         sliders=[dict(active=len(moments) - 1, steps=steps, x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=82, b=0),
                       currentvalue=dict(prefix="epoch ", font=dict(size=15, color="#222")),
                       font=dict(color="rgba(0,0,0,0)"))],  # one tick label per point would overlap
@@ -148,7 +157,8 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
     )
     style(fig, title=title, height=height)
     fig.update_layout(margin=dict(t=top, b=bottom, l=60, r=20),
-                      title=dict(yref="container", y=1 - 10 / height, yanchor="top"))
+                      title=dict(yref="container", y=1 - 10 / height, yanchor="top",
+                                 subtitle=dict(text=_status(log, last), font=dict(size=14, color="#222"))))
     return fig
 
 
