@@ -29,6 +29,7 @@ import json
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -92,8 +93,9 @@ class RaceConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}.")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"warmup_epochs must be 0 or more and less than epochs ({self.epochs}); "
+        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, (int, float)) \
+                or not 0 <= self.warmup_epochs < math.inf:
+            raise ValueError(f"warmup_epochs is how long to train at lr/10 first: 0 or more epochs; "
                              f"got {self.warmup_epochs!r}.")
         object.__setattr__(self, "depths", depths)
         object.__setattr__(self, "kinds", kinds)
@@ -520,7 +522,11 @@ def cached_race(config: RaceConfig = EMBEDDED, *, cache=None, threads=1, refresh
             pass  # a damaged or outdated file: run again and overwrite it
     log = race(config, device="cpu", threads=threads)
     if log.status == "finished":
-        log.save(path)
+        try:
+            log.save(path)
+        except OSError as err:  # a read-only cache: the result is still good, only not kept
+            warnings.warn(f"Could not store the race's log in {folder} ({err}); it will be trained again next time.",
+                          stacklevel=2)
     return log
 
 

@@ -17,6 +17,7 @@ from cnnviz.data import digits_tensors
 from cnnviz.race import EMBEDDED
 from cnnviz.train import TensorData, TrainingDiverged
 from cnnviz.widgets.live_training import LiveTraining
+from test_lab_browser import SHOTS, _check_offline_and_quiet, _run_notebook, browser, lab  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 IPYW7 = ROOT / ".venv" / "ipywidgets7"
@@ -159,3 +160,37 @@ def test_works_with_ipywidgets_7():
                          env=env, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "passed" in run.stdout
+
+
+# ----------------------------------------------------------------------------- once in a real browser
+
+_CHART = """() => [...document.querySelectorAll('.cnnviz-live svg polyline')]
+                  .map(p => p.getAttribute('points').split(' ').length).join(',')"""
+
+
+@pytest.mark.browser
+def test_live_training_in_jupyterlab(lab, browser):  # noqa: F811  (the fixtures imported above)
+    """widgets/live_training.ipynb: run all, press Start, watch the chart grow while the kernel trains,
+    press Stop. Screenshots go to /tmp/lab_live_training_*.png."""
+    notebook = "widgets/live_training.ipynb"
+    original = (ROOT / notebook).read_bytes()
+    page, errors, outside = _run_notebook(browser, lab, notebook)
+    try:
+        widget = page.locator(".cnnviz-live").first
+        widget.get_by_text("Press Start").wait_for(state="visible")
+        widget.scroll_into_view_if_needed()
+        widget.locator("button", has_text="Start").click()
+        page.wait_for_function(f"() => ({_CHART})().split(',').length === 8")  # the first points are drawn
+        first = page.evaluate(_CHART)
+        page.wait_for_function(f"before => ({_CHART})() !== before", arg=first)  # and the curves grow
+        assert widget.locator("button", has_text="Start").is_disabled()
+        widget.screenshot(path=str(SHOTS / "lab_live_training_1_running.png"))
+        widget.locator("button", has_text="Stop").click()
+        page.wait_for_function("() => document.querySelector('.cnnviz-live').innerText.includes('stopped:')")
+        assert not widget.locator("button", has_text="Start").is_disabled()
+        assert "Traceback" not in widget.inner_text()
+        widget.screenshot(path=str(SHOTS / "lab_live_training_2_stopped.png"))
+        _check_offline_and_quiet(errors, outside)
+    finally:
+        page.close()
+        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"

@@ -49,7 +49,7 @@ def test_configs_state_the_recipes():
 @pytest.mark.parametrize("changes, match", [
     (dict(depths=(20, 21)), "6n \\+ 2"), (dict(depths=(20, 20)), "different depths"), (dict(depths=()), "depths"),
     (dict(kinds=("plain", "dense")), "kinds"), (dict(dataset="mnist"), "dataset"), (dict(epochs=0), "epochs"),
-    (dict(width=2.5), "width"), (dict(warmup_epochs=20), "warmup_epochs"),
+    (dict(width=2.5), "width"), (dict(warmup_epochs=-1), "warmup_epochs"), (dict(warmup_epochs="2"), "warmup"),
 ])
 def test_config_rejects_bad_settings_with_a_sentence(changes, match):
     with pytest.raises(ValueError, match=match):

@@ -116,7 +116,7 @@ def race_figure(log, *, title: str = "Plain vs residual networks, trained side b
     fig.update_yaxes(range=[0, min(100, top * 1.04) or 1])
 
     last = len(log) - 1
-    settings = _wrap(_settings_text(log), 125)
+    settings = _wrap(_settings_text(log), 95)  # fits the book's ~700 px column at 13 px
     n_lines = settings.count("<br>") + 1
     fig.add_annotation(xref="paper", yref="paper", x=0, y=1, yshift=34, xanchor="left", yanchor="bottom",
                        showarrow=False, align="left", text=settings, font=dict(size=13, color="#444"))

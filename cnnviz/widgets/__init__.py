@@ -6,6 +6,8 @@ from cnnviz.widgets.architecture_explorer import ArchitectureExplorer
 from cnnviz.widgets.conv_explorer import ConvExplorer
 from cnnviz.widgets.inception_explorer import InceptionCostExplorer
 from cnnviz.widgets.kernel_editor import KernelEditor
+from cnnviz.widgets.live_training import LiveTraining
 from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
 
-__all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer"]
+__all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer",
+           "LiveTraining"]
