@@ -18,7 +18,21 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
-__all__ = ["ModelSpec", "register", "get", "available", "info", "families"]
+__all__ = ["ModelSpec", "FeaturesThenClassifier", "register", "get", "available", "info", "families"]
+
+
+class FeaturesThenClassifier(nn.Module):
+    """The contract for networks made of a ``features`` module followed by a ``classifier`` module
+    (LeNet-5, AlexNet, ZFNet, NiN): subclasses set both and ``feature_layers``."""
+
+    def forward_features(self, x):
+        return self.features(x)  # (B, C', h, w)
+
+    def forward_head(self, f):
+        return self.classifier(f)  # (B, num_classes)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from cnnviz.models._registry import register
+from cnnviz.models._registry import FeaturesThenClassifier, register
 
 __all__ = ["AlexNet", "AlexNetTV", "ZFNet", "local_response_norm", "alexnet", "alexnet_tv", "zfnet"]
 
@@ -33,19 +33,6 @@ def local_response_norm(n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: f
     No parameters; ``(B, C, H, W) → (B, C, H, W)``.
     """
     return nn.LocalResponseNorm(size=n, alpha=alpha * n, beta=beta, k=k)
-
-
-class _ConvThenDense(nn.Module):
-    """The contract for the five-convolution, three-dense-layer networks: ``features`` then ``classifier``."""
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, 256, 6, 6) at the default input
-
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(f)  # (B, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _dense_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -62,7 +49,7 @@ def _dense_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequen
     ]))
 
 
-class AlexNet(_ConvThenDense):
+class AlexNet(FeaturesThenClassifier):
     """AlexNet as in the 2012 paper, on one GPU (``groups=1``) or split over two (``groups=2``).
 
     The paper says 224×224, but 11×11 filters with stride 4 need 227×227 to
@@ -148,7 +135,7 @@ class AlexNetTV(torchvision.models.AlexNet):
         return self.forward_head(self.forward_features(x))
 
 
-class ZFNet(_ConvThenDense):
+class ZFNet(FeaturesThenClassifier):
     """ZFNet: the model of Zeiler & Fergus's Figure 3 (``widths=(384, 384, 256)``) or Table 2's wider one.
 
     AlexNet with a 7×7 stride-2 first layer instead of 11×11 stride 4 (the

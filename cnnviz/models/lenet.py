@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnviz.models._registry import register
+from cnnviz.models._registry import FeaturesThenClassifier, register
 
 __all__ = ["LeNet5", "LeNet1998", "ScaledTanh", "Subsampling", "PartialConv2d", "RBFOutput",
            "C3_TABLE", "lenet5", "lenet5_1998", "lenet5_connections"]
@@ -27,7 +27,7 @@ __all__ = ["LeNet5", "LeNet1998", "ScaledTanh", "Subsampling", "PartialConv2d", 
 
 # ----------------------------------------------------------------------------- as taught today
 
-class LeNet5(nn.Module):
+class LeNet5(FeaturesThenClassifier):
     """LeNet-5 as the lectures draw it: conv 6@5×5, avg-pool, conv 16@5×5, avg-pool, dense 120, 84, classes.
 
     Shapes for one 32×32 grey image, batch ``B``::
@@ -60,15 +60,6 @@ class LeNet5(nn.Module):
             ("act2", nn.Tanh()),
             ("fc3", nn.Linear(84, num_classes)),         # (B, num_classes)
         ]))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(f)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # ----------------------------------------------------------------------------- the 1998 paper's pieces
@@ -172,7 +163,7 @@ def _init_lecun98(model: nn.Module) -> None:
             nn.init.uniform_(p, -2.4 / fan_in, 2.4 / fan_in)
 
 
-class LeNet1998(nn.Module):
+class LeNet1998(FeaturesThenClassifier):
     """LeNet-5 as published (LeCun et al. 1998, section II.B, Fig. 2).
 
     Shapes for one 32×32 image (the 28×28 MNIST digit centred, so strokes
@@ -212,15 +203,6 @@ class LeNet1998(nn.Module):
             ("output", RBFOutput(84, num_classes)),       # (B, num_classes)
         ]))
         _init_lecun98(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(f)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def lenet5_connections(num_classes: int = 10) -> Dict[str, int]:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from cnnviz.models._registry import register
+from cnnviz.models._registry import FeaturesThenClassifier, register
 
 __all__ = ["NiN", "mlpconv", "nin"]
 
@@ -36,7 +36,7 @@ def mlpconv(in_channels: int, out_channels: int, kernel_size: int, stride: int =
     return nn.Sequential(OrderedDict(layers))
 
 
-class NiN(nn.Module):
+class NiN(FeaturesThenClassifier):
     """The ImageNet Network in Network: four mlpconv layers, the last one ending in one map per class.
 
     Shapes, batch ``B``::
@@ -82,15 +82,6 @@ class NiN(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(f)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def nin(*, num_classes: int = 1000) -> NiN:
