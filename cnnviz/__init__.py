@@ -4,7 +4,9 @@ Importing cnnviz does nothing but define names: no seeding, no warnings
 filters, no device probing and no ipywidgets import. Submodules load on first
 use (``cnnviz.conv``, ``cnnviz.layers``, ``cnnviz.receptive_field``, ``cnnviz.data``, ``cnnviz.kernels``, ``cnnviz.plot``,
 ``cnnviz.figures``, ``cnnviz.widgets``, ``cnnviz.models``,
-``cnnviz.summaries``, ``cnnviz.accuracy``, ``cnnviz.train``, ``cnnviz.race``); ``cnnviz.summary(model, input_size)`` is the model summary.
+``cnnviz.summaries``, ``cnnviz.accuracy``, ``cnnviz.train``, ``cnnviz.race``, and for looking inside a trained
+network ``cnnviz.probe``, ``cnnviz.features``, ``cnnviz.deconvnet``, ``cnnviz.occlusion``, ``cnnviz.attribution``,
+``cnnviz.shapes``, ``cnnviz.vismodels``); ``cnnviz.summary(model, input_size)`` is the model summary.
 """
 from importlib import import_module
 
@@ -12,10 +14,12 @@ from cnnviz.runtime import device, seed
 
 __version__ = "0.1.0"
 __all__ = ["device", "seed", "conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures",
-           "widgets", "exercises", "models", "summaries", "summary", "accuracy", "train", "race"]
+           "widgets", "exercises", "models", "summaries", "summary", "accuracy", "train", "race", "probe", "features",
+           "deconvnet", "occlusion", "attribution", "shapes", "vismodels"]
 
 _SUBMODULES = {"conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures", "widgets",
-               "exercises", "models", "summaries", "accuracy", "train", "race"}
+               "exercises", "models", "summaries", "accuracy", "train", "race", "probe", "features", "deconvnet",
+               "occlusion", "attribution", "shapes", "vismodels"}
 
 
 def __getattr__(name):

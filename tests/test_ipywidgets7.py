@@ -27,7 +27,8 @@ def test_kernel_editor_works_with_ipywidgets_7():
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
 
-@pytest.mark.parametrize("test_file", ["test_architecture_explorer.py", "test_inception_explorer.py"])
+@pytest.mark.parametrize("test_file", ["test_architecture_explorer.py", "test_inception_explorer.py",
+                                       "test_vis_widgets.py"])
 def test_explorers_work_with_ipywidgets_7(test_file):
     """The architecture and Inception cost explorers' tests, again under ipywidgets 7 (Colab's)."""
     if not (IPYW7 / "ipywidgets").is_dir():

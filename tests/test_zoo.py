@@ -55,7 +55,8 @@ def test_the_registry_holds_the_course():
                 *(f"{kind}{d}" for kind in ("resnet", "plain", "preact_resnet") for d in (20, 32, 44, 56, 110)),
                 "densenet121", "densenet169", "densenet201", "densenet264", "densenet_bc_100"}
     assert expected <= set(NAMES), sorted(expected - set(NAMES))
-    assert models.families() == ["lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet"]
+    assert models.families() == ["lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet",
+                                "shapesnet"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -13,6 +13,9 @@ from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_explorer_figure
 from cnnviz.figures.filtering import (DISPLAY_FOR_PRESET, conv_steps, heatmap, kernel_gallery, matrices, matrix,
                                       rgb_channels)
 from cnnviz.figures.training import gradient_figure, race_figure, race_svg, race_table
+from cnnviz.figures.visualising import (attribution_figure, example_grid_figure, feature_map_figure,
+                                        filter_grid_figure, occlusion_figure, projection_figure, sanity_figure,
+                                        top_patches_figure)
 from cnnviz.figures.receptive import erf_figure, erf_image, growth_chart, receptive_field_figure, rf_overlay
 
 __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET",
@@ -21,4 +24,6 @@ __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kerne
            "diagram_units", "architecture_svg", "architecture_figure", "model_zoo_figure", "human", "kind_colour",
            "unit_label",
            "inception_presets", "inception_cost_svg", "inception_cost_figure",
-           "accuracy_chart", "model_costs", "race_figure", "race_svg", "race_table", "gradient_figure"]
+           "accuracy_chart", "model_costs", "race_figure", "race_svg", "race_table", "gradient_figure",
+           "filter_grid_figure", "example_grid_figure", "feature_map_figure", "projection_figure", "top_patches_figure",
+           "occlusion_figure", "attribution_figure", "sanity_figure"]

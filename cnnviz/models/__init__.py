@@ -4,7 +4,8 @@
 lists the names; ``info(name)`` tells its family, paper and default input.
 The registry is a plain dict, filled by one module per family
 (``lenet``, ``alexnet``, ``vgg``, ``nin``, ``googlenet``, ``resnet``,
-``densenet``) the first time it is asked for. See ``_registry`` for the
+``densenet``, and ``shapesnet``, the small network chapter 6 trains offline)
+the first time it is asked for. See ``_registry`` for the
 contract every model follows.
 """
 from importlib import import_module
@@ -15,8 +16,8 @@ from cnnviz.models._weights import WeightsUnavailable, checkpoint_path, imagenet
 __all__ = ["get", "available", "info", "families", "register", "ModelSpec", "WeightsUnavailable",
            "checkpoint_path", "imagenet_categories", "Inception"]
 
-# registration order = the order of the course
-_FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet")
+# registration order = the order of the course; shapesnet is the offline model of the visualisation chapter
+_FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet", "shapesnet")
 _loaded = False
 
 

@@ -3,11 +3,15 @@
 Importing ``cnnviz.widgets`` is the only place cnnviz imports ipywidgets.
 """
 from cnnviz.widgets.architecture_explorer import ArchitectureExplorer
+from cnnviz.widgets.attribution_explorer import AttributionExplorer
 from cnnviz.widgets.conv_explorer import ConvExplorer
+from cnnviz.widgets.feature_map_explorer import FeatureMapExplorer
+from cnnviz.widgets.filter_gallery import FilterGallery
 from cnnviz.widgets.inception_explorer import InceptionCostExplorer
 from cnnviz.widgets.kernel_editor import KernelEditor
 from cnnviz.widgets.live_training import LiveTraining
+from cnnviz.widgets.occlusion_explorer import OcclusionExplorer
 from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
 
 __all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer",
-           "LiveTraining"]
+           "LiveTraining", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer"]

@@ -23,7 +23,7 @@ __all__ = ["ArchitectureExplorer", "analyse", "MIN_INPUT", "MAX_INPUT", "FAMILY_
 MIN_INPUT, MAX_INPUT = 8, 1024
 #: How the model menu names each family.
 FAMILY_NAMES = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg": "VGG", "nin": "NiN", "googlenet": "GoogLeNet",
-                "resnet": "ResNet", "densenet": "DenseNet"}
+                "resnet": "ResNet", "densenet": "DenseNet", "shapesnet": "ShapesNet"}
 SIZE_BY = (("activations", "activations"), ("parameters", "params"), ("MACs", "macs"))
 DIAGRAM_HEIGHT = 440
 

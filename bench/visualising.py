@@ -1,0 +1,128 @@
+"""How long chapter 6's computations take: feature maps of VGG-16, occlusion on ResNet-18, memory over repeats.
+
+    python bench/visualising.py              # 5 repetitions per row
+    python bench/visualising.py --reps 10
+    python bench/visualising.py --threads 1  # torch on one core
+    python bench/visualising.py --device cuda
+
+Goals (issue 5), on this CPU:
+- the feature maps of every layer of VGG-16 (every leaf module's output)
+  for one 224×224 photo in under 1 s;
+- a 224×224 occlusion map for ResNet-18 with a 32-pixel patch at stride 8
+  (25 × 25 = 625 occluded copies, batched) in under 10 s;
+- no memory growth over 100 repeated calls (GPU memory on CUDA, the process's
+  resident memory on the CPU).
+Without a GPU the script prints an estimate for one from the operation count
+(stated assumptions: the GPU's sustained float32 rate). The weights are
+random: the time does not depend on them. Prints medians and 90th percentiles
+in ms; asserts nothing (timings belong here, not in tests/).
+"""
+import argparse
+import os
+import resource
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
+from cnnviz import models
+from cnnviz.features import feature_maps
+from cnnviz.occlusion import occlusion
+from cnnviz.probe import layer_names, prepare
+
+FEATURE_GOAL_MS, OCCLUSION_GOAL_MS = 1000.0, 10000.0
+#: sustained float32 rates assumed for the GPU estimate, in TFLOP/s (about half of each card's peak)
+GPUS = {"Colab T4": 4.0, "A100": 10.0, "H100": 25.0}
+
+
+def _rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _memory(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated(device) / 2**20
+    return _rss_mib()
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per row (default 5)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--repeats", type=int, default=100, help="calls for the memory check (default 100)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"{cpu_name()} · torch {torch.__version__} · {torch.get_num_threads()} threads · device {device} · "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+    torch.manual_seed(0)
+    vgg = models.get("vgg16").to(device).eval()
+    x = prepare("chelsea", vgg).x  # (1, 3, 224, 224)
+    every = layer_names(vgg, (torch.nn.Conv2d, torch.nn.ReLU, torch.nn.MaxPool2d, torch.nn.AdaptiveAvgPool2d,
+                              torch.nn.Linear, torch.nn.Dropout))
+    features_only = [n for n in every if n.startswith("features.")]
+
+    def vgg_all():
+        feature_maps(vgg, x, every)
+        _sync(device)
+
+    def vgg_features():
+        feature_maps(vgg, x, features_only)
+        _sync(device)
+
+    def vgg_plain():
+        with torch.inference_mode():
+            vgg(x)
+        _sync(device)
+
+    rows = [(f"VGG-16: feature maps of all {len(every)} layers", vgg_all, FEATURE_GOAL_MS),
+            (f"VGG-16: the {len(features_only)} layers of `features`", vgg_features, FEATURE_GOAL_MS),
+            ("VGG-16: plain forward pass (for comparison)", vgg_plain, None)]
+
+    resnet = models.get("resnet18").to(device).eval()
+    xr = prepare("chelsea", resnet).x
+
+    def occ():
+        occlusion(resnet, xr, patch=32, stride=8)
+        _sync(device)
+
+    rows.append(("ResNet-18: occlusion, 224², patch 32, stride 8 (625 copies)", occ, OCCLUSION_GOAL_MS))
+
+    print(f"\n{'what':<62} {'median ms':>10} {'p90 ms':>9}  goal")
+    for label, fn, goal in rows:
+        reps = args.reps if goal != OCCLUSION_GOAL_MS else max(2, args.reps // 2)
+        med, p90 = time_ms(fn, reps, warmup=1)
+        verdict = "" if goal is None else (f"≤ {goal:,.0f} ms: {'met' if med <= goal else 'NOT met'}")
+        print(f"{label:<62} {med:>10.1f} {p90:>9.1f}  {verdict}")
+
+    with FlopCounterMode(display=False) as counter:
+        with torch.inference_mode():
+            resnet(xr.expand(625, -1, -1, -1).contiguous())
+    flops = counter.get_total_flops()
+    print(f"\nOcclusion on a GPU (estimate): the 625 forward passes cost {flops / 1e12:.2f} TFLOP; at a sustained")
+    print("float32 rate of " + ", ".join(f"{r:g} TFLOP/s ({g}) ≈ {flops / (r * 1e12) * 1e3:,.0f} ms"
+                                         for g, r in GPUS.items()) + ".")
+
+    print(f"\nMemory over {args.repeats} repeated calls ({'GPU memory allocated' if device.type == 'cuda' else 'peak resident memory'}, MiB):")
+    for label, fn in (("feature maps of VGG-16", vgg_all), ("occlusion on ResNet-18, stride 16", lambda: (
+            occlusion(resnet, xr, patch=32, stride=16), _sync(device)))):
+        fn()
+        before = _memory(device)
+        for _ in range(args.repeats):
+            fn()
+        after = _memory(device)
+        print(f"  {label:<36} before {before:>8.1f}  after {after:>8.1f}  growth {after - before:>+7.1f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

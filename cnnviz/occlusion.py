@@ -1,0 +1,195 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014, §4.2, fig. 7): is the classifier looking at the object?
+
+A grey square is slid over the image; at each position the network sees the
+occluded copy, and we record the probability of the target class (the true
+class, or the unoccluded image's top class) and which class is now the most
+probable. Where the probability drops, the network was using what the patch
+hid. Many occluded copies go through the network in each forward pass.
+
+Why not captum's ``Occlusion``: it turns the same experiment into a per-pixel
+attribution for one target (the output change averaged over the patches that
+cover each pixel). Zeiler and Fergus's figure also shows the most probable
+class at each position (panel d/e: "the classifier now says *Afghan hound*"),
+which needs all the class probabilities of every occluded copy; and a widget
+filling the map in as batches finish needs the map per patch position, not
+per pixel. ``OcclusionMap.upsampled`` gives captum's kind of per-pixel map
+for overlays.
+"""
+from contextlib import closing
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Optional
+
+import torch
+import torch.nn as nn
+
+from cnnviz.probe import check_channel, eval_mode, prepare
+
+__all__ = ["OcclusionMap", "occlusion", "occlusion_steps", "patch_positions"]
+
+
+@dataclass
+class OcclusionMap:
+    """The result of ``occlusion``: one value per patch position, ``(Hp, Wp)`` = (len(rows), len(cols)).
+
+    ``prob``: probability of ``target`` with the patch at that position;
+    ``top_class``, ``top_prob``: the most probable class there and its
+    probability; ``done``: False where not computed yet (a partial map given
+    to ``on_batch``; ``prob`` is NaN and ``top_class`` -1 there); ``target``,
+    ``base_prob``: the class followed and its probability without occlusion;
+    ``base_class``: the unoccluded image's top class; ``patch``, ``stride``:
+    in pixels; ``rows``, ``cols``: the patches' top-left pixel coordinates;
+    ``size``: the side of the (square) input. All tensors on the CPU.
+    """
+    prob: torch.Tensor
+    top_class: torch.Tensor
+    top_prob: torch.Tensor
+    done: torch.Tensor
+    target: int
+    base_prob: float
+    base_class: int
+    patch: int
+    stride: int
+    rows: torch.Tensor
+    cols: torch.Tensor
+    size: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether every position has been computed."""
+        return bool(self.done.all())
+
+    def upsampled(self, size: Optional[int] = None) -> torch.Tensor:
+        """A per-pixel heat map (size, size) for overlays: at each pixel, the mean of ``prob`` over the computed
+        patches that cover it; ``base_prob`` where none does. ``size`` defaults to the input's side; another
+        size is resized bilinearly."""
+        s = self.size
+        covered = torch.zeros(s, s, dtype=torch.float64)
+        total = torch.zeros(s, s, dtype=torch.float64)
+        p = self.patch
+        for i, r in enumerate(self.rows.tolist()):
+            for j, c in enumerate(self.cols.tolist()):
+                if self.done[i, j]:
+                    total[r:r + p, c:c + p] += float(self.prob[i, j])
+                    covered[r:r + p, c:c + p] += 1
+        out = torch.where(covered > 0, total / covered.clamp_min(1), torch.full_like(total, self.base_prob)).float()
+        if size is not None and int(size) != s:
+            out = torch.nn.functional.interpolate(out[None, None], size=(int(size), int(size)), mode="bilinear",
+                                                  align_corners=False)[0, 0]
+        return out  # (size, size)
+
+
+def patch_positions(size: int, patch: int, stride: int) -> torch.Tensor:
+    """Top-left coordinates of the patches along one side: ``0, stride, 2·stride, …``, plus one flush with the far
+    border when the stride does not land there, so every pixel is covered (ZF slide the patch over the whole
+    image). E.g. ``patch_positions(10, 4, 4)`` → 0, 4, 6."""
+    pos = list(range(0, size - patch + 1, stride))
+    if pos[-1] != size - patch:
+        pos.append(size - patch)
+    return torch.tensor(pos, dtype=torch.long)
+
+
+def _check(patch, stride, batch_size, size):
+    for name, value in (("patch", patch), ("stride", stride), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of pixels (images for batch_size), at least 1; "
+                             f"got {value!r}.")
+    if patch > size:
+        raise ValueError(f"The patch ({patch}×{patch} pixels) is larger than the image ({size}×{size}); use a "
+                         f"patch of at most {size} pixels.")
+
+
+def _fill_tensor(fill, x: torch.Tensor) -> torch.Tensor:
+    """The occluder's pixels as a (1, 3, S, S) tensor in the model's input space."""
+    if fill is None:
+        return torch.zeros_like(x)  # 0 after normalisation = the dataset's mean colour: grey
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        return torch.full_like(x, float(fill))
+    if isinstance(fill, torch.Tensor):
+        f = fill.detach().to(device=x.device, dtype=x.dtype)
+        if f.ndim == 3:
+            f = f.unsqueeze(0)
+        if f.shape != x.shape:
+            raise ValueError(f"fill must be None (grey), a number, or a tensor shaped like the model's input "
+                             f"{tuple(x.shape[1:])}; got shape {tuple(fill.shape)}.")
+        return f
+    raise ValueError(f"fill must be None (grey), a number, or a tensor like the input; got {type(fill).__name__}.")
+
+
+def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, patch: int = 32, stride: int = 8,
+                    fill=None, batch_size: int = 64) -> Iterator[OcclusionMap]:
+    """``occlusion`` as a generator: yields the partial map after every batch (the last one is complete).
+
+    Each batch runs with the model in eval mode under ``torch.inference_mode``;
+    both are undone before each ``yield``, so the caller's code between
+    batches sees the model's own train/eval flags and normal autograd.
+    """
+    x = prepare(image, model).x                                                   # (1, 3, S, S)
+    size = x.shape[-1]
+    _check(patch, stride, batch_size, size)
+    fill_x = _fill_tensor(fill, x)
+    rows = cols = patch_positions(size, patch, stride)
+    hp, wp = len(rows), len(cols)
+    with eval_mode(model), torch.inference_mode():
+        base = torch.softmax(model(x).float(), dim=1)[0].cpu()                   # (classes,)
+    if target is None:
+        target = int(base.argmax())
+    target = check_channel(target, base.numel(), "the model's output", what="class")
+    result = OcclusionMap(prob=torch.full((hp, wp), float("nan")), top_class=torch.full((hp, wp), -1),
+                          top_prob=torch.full((hp, wp), float("nan")), done=torch.zeros(hp, wp, dtype=torch.bool),
+                          target=target, base_prob=float(base[target]), base_class=int(base.argmax()),
+                          patch=patch, stride=stride, rows=rows, cols=cols, size=size)
+    ar = torch.arange(size, device=x.device)
+    grid_r, grid_c = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
+    order_r, order_c = grid_r.reshape(-1), grid_c.reshape(-1)                     # positions, row by row
+    channels_last = x.device.type in ("cpu", "cuda")  # oneDNN and cuDNN convolutions are faster that way
+    for start in range(0, hp * wp, batch_size):
+        i, j = order_r[start:start + batch_size], order_c[start:start + batch_size]
+        with eval_mode(model), torch.inference_mode():
+            r0, c0 = rows[i].to(x.device), cols[j].to(x.device)                   # (B,)
+            in_r = (ar >= r0[:, None]) & (ar < r0[:, None] + patch)              # (B, S)
+            in_c = (ar >= c0[:, None]) & (ar < c0[:, None] + patch)              # (B, S)
+            mask = (in_r[:, :, None] & in_c[:, None, :]).unsqueeze(1)             # (B, 1, S, S)
+            batch = torch.where(mask, fill_x, x)                                  # (B, 3, S, S)
+            if channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            p = torch.softmax(model(batch).float(), dim=1)                       # (B, classes)
+            top_prob, top_class = p.max(dim=1)
+            p_target = p[:, target].cpu()
+        result.prob[i, j] = p_target
+        result.top_prob[i, j] = top_prob.cpu()
+        result.top_class[i, j] = top_class.cpu()
+        result.done[i, j] = True
+        yield replace(result, prob=result.prob.clone(), top_class=result.top_class.clone(),
+                      top_prob=result.top_prob.clone(), done=result.done.clone())
+
+
+def occlusion(model: nn.Module, image, *, target: Optional[int] = None, patch: int = 32, stride: int = 8,
+              fill=None, batch_size: int = 64, on_batch: Optional[Callable[[OcclusionMap], None]] = None
+              ) -> OcclusionMap:
+    """Zeiler & Fergus's occlusion experiment: the class probabilities as a grey square slides over the image.
+
+    ``image``: anything ``cnnviz.probe.prepare`` accepts (a photo's name, a
+    file, a uint8 array, a normalised tensor). ``target``: the class to
+    follow (None: the unoccluded image's most probable class); out of range
+    raises ``ChannelOutOfRange``. ``patch``, ``stride``: the square's side
+    and step in pixels; positions are ``0, stride, 2·stride, …`` plus one
+    flush with the far border (``patch_positions``), so a 224-pixel image with
+    ``patch=32, stride=8`` gives 25 × 25 positions. ``fill``: what the patch
+    shows, in the model's (normalised) input space: None is 0, the dataset's
+    mean colour (grey); a number is that value in every channel; a tensor
+    shaped like the input supplies each pixel (``fill`` = the image itself
+    changes nothing). ``batch_size`` occluded copies per forward pass.
+    ``on_batch(partial_map)`` is called after each batch, e.g. to draw the
+    map filling in.
+
+    Returns an ``OcclusionMap`` (all positions done). The model is run in eval
+    mode without gradients; its train/eval flags are restored and no hook is
+    added.
+    """
+    result = None
+    with closing(occlusion_steps(model, image, target=target, patch=patch, stride=stride, fill=fill,
+                                 batch_size=batch_size)) as steps:
+        for result in steps:
+            if on_batch is not None:
+                on_batch(result)
+    return result

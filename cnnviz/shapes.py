@@ -1,0 +1,228 @@
+"""Coloured shapes on cluttered backgrounds: an image dataset cnnviz generates itself, offline, in seconds.
+
+The visualisation chapter needs a model whose filters and feature maps mean
+something on a machine without internet. ``make_shapes`` draws labelled
+images of six shapes (``CLASSES``) at random positions, sizes, rotations and
+colours, on backgrounds that carry no information about the class: random
+crops of scikit-image's photos (recoloured), smooth colour gradients, and
+blotchy noise. A network can only tell the classes apart by the shape's
+outline: its edges, corners, holes and arms, and the colour contrast that
+makes them. So the first layer has to learn edge and colour-contrast
+detectors, and an occluder over the background changes little while one
+over the shape changes the answer (Zeiler & Fergus 2014, §4.2).
+
+Everything is drawn with batched torch operations (no loop over images):
+a few thousand 64×64 images a second on a laptop CPU.
+"""
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["CLASSES", "BACKGROUND_PHOTOS", "make_shapes", "shape_distance"]
+
+#: The class names, in the order of the labels.
+CLASSES = ("disc", "square", "triangle", "ring", "cross", "star")
+
+#: scikit-image photos whose random crops serve as backgrounds (not ``horse``: a silhouette is a shape).
+BACKGROUND_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "brick", "coins", "rocket", "moon", "page",
+                     "text", "clock", "immunohistochemistry", "hubble_deep_field", "retina", "grass", "gravel")
+
+_PHOTO_SIDE = 160     # photos are kept as (P, 3, 160, 160) in [0, 1]: crops of it are resized to the image
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def shape_distance(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """How far outside each image's shape every point lies, in the shape's own coordinates.
+
+    ``labels`` (N,) class indices into ``CLASSES``; ``u``, ``v`` (N, H, W):
+    coordinates centred on the shape, rotated with it and divided by its
+    radius, so every shape reaches about 1 from its centre. Returns (N, H, W):
+    negative inside, positive outside, and near the outline the distance to
+    it (in radius units; exact along straight edges and circles, which is
+    what antialiasing needs). Disc: radius 1; square: half-side 0.8;
+    triangle: equilateral, corners at 1.1; ring: radii 0.55 to 1; cross: arms
+    1 long and 0.56 wide; star: five points at 1.1, inner corners at 0.5.
+    """
+    rho = torch.sqrt(u * u + v * v)                                             # (N, H, W)
+    out = torch.empty_like(u)
+    for k, name in enumerate(CLASSES):
+        idx = (labels == k).nonzero().squeeze(1)
+        if len(idx) == 0:
+            continue
+        a, b, r = u[idx], v[idx], rho[idx]
+        if name == "disc":
+            d = r - 1
+        elif name == "square":
+            d = torch.maximum(a.abs(), b.abs()) - 0.8
+        elif name == "triangle":  # three half-planes with normals 120° apart: inradius 0.55, corners at 1.1
+            d = torch.stack([a * math.cos(t) + b * math.sin(t) - 0.55
+                             for t in (math.pi / 2, math.pi * 7 / 6, math.pi * 11 / 6)]).amax(0)
+        elif name == "ring":
+            d = torch.maximum(r - 1, 0.55 - r)
+        elif name == "cross":  # the union of two bars
+            d = torch.minimum(torch.maximum(a.abs() - 0.28, b.abs() - 1), torch.maximum(b.abs() - 0.28, a.abs() - 1))
+        else:  # star: fold the angle into [0, 36°]; then the side of the edge from a point to an inner corner
+            sector = 2 * math.pi / 5
+            phi = torch.remainder(torch.atan2(b, a), sector)
+            phi = torch.minimum(phi, sector - phi)
+            px, py = r * torch.cos(phi), r * torch.sin(phi)
+            ox, ix, iy = 1.1, 0.5 * math.cos(sector / 2), 0.5 * math.sin(sector / 2)
+            d = (iy * (px - ox) - (ix - ox) * py) / math.hypot(ix - ox, iy)      # signed distance to that line
+        out[idx] = d
+    return out
+
+
+def _geometry(n: int, size: int, g: torch.Generator):
+    """Random centre (cy, cx), radius and angle per image, in pixels and radians: the shape stays inside."""
+    radius = size * (0.16 + 0.18 * torch.rand(n, generator=g))                  # 10 to 22 px at 64
+    margin = radius * 1.1 + 1
+    cy = margin + (size - 2 * margin) * torch.rand(n, generator=g)
+    cx = margin + (size - 2 * margin) * torch.rand(n, generator=g)
+    angle = 2 * math.pi * torch.rand(n, generator=g)
+    return cy, cx, radius, angle
+
+
+def _coverage(labels, cy, cx, radius, angle, size: int) -> torch.Tensor:
+    """(N, 1, size, size) float in [0, 1]: how much of each pixel the shape covers (a one-pixel ramp at the
+    outline, so edges are antialiased)."""
+    coords = torch.arange(size, dtype=torch.float32) + 0.5                       # pixel centres
+    y = coords.view(1, size, 1) - cy.view(-1, 1, 1)                              # (N, size, 1)
+    x = coords.view(1, 1, size) - cx.view(-1, 1, 1)                              # (N, 1, size)
+    c, sn = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    r = radius.view(-1, 1, 1)
+    u = (c * x + sn * y) / r                                                     # (N, size, size)
+    v = (-sn * x + c * y) / r
+    d = shape_distance(labels, u, v) * r                                         # in pixels
+    return (0.5 - d).clamp_(0, 1).unsqueeze(1)                                   # (N, 1, size, size)
+
+
+# ----------------------------------------------------------------------------- backgrounds
+
+
+@lru_cache(maxsize=1)
+def _photos() -> torch.Tensor:
+    """The background photos, centre-cropped and resized: (P, 3, 160, 160) float in [0, 1]."""
+    from cnnviz.data import load_image
+
+    stack = []
+    for name in BACKGROUND_PHOTOS:
+        arr = load_image(name)                                                   # (H, W, 3) uint8
+        h, w = arr.shape[:2]
+        s = min(h, w)
+        t = torch.from_numpy(arr[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].copy())
+        t = t.permute(2, 0, 1).unsqueeze(0).float() / 255                        # (1, 3, s, s)
+        stack.append(F.interpolate(t, size=(_PHOTO_SIDE, _PHOTO_SIDE), mode="bilinear", antialias=True,
+                                   align_corners=False))
+    return torch.cat(stack).clamp(0, 1)                                          # (P, 3, 160, 160)
+
+
+def _photo_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Random crops (a quarter to two thirds of the side), mirrored at random and recoloured: (n, 3, size, size)."""
+    photos = _photos()
+    which = torch.randint(0, len(photos), (n,), generator=g)
+    scale = 0.25 + 0.42 * torch.rand(n, generator=g)                             # crop side / photo side
+    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g) - 1)       # crop centre, in [-1, 1] units
+    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)        # (n, size, size, 2)
+    out = torch.empty(n, 3, size, size)
+    for p in which.unique().tolist():
+        idx = (which == p).nonzero().squeeze(1)
+        out[idx] = F.grid_sample(photos[p:p + 1].expand(len(idx), -1, -1, -1), grid[idx], mode="bilinear",
+                                 padding_mode="reflection", align_corners=False)
+    # recolour with one 3×3 matrix per image: towards a tinted grey (grey photos get a colour), then a
+    # random contrast around the image's mean colour
+    tint = 0.4 + 0.6 * torch.rand(n, 3, 1, generator=g)
+    mix = torch.rand(n, 1, 1, generator=g)
+    contrast = 0.4 + 0.6 * torch.rand(n, 1, 1, generator=g)
+    colour = mix * 1.4 * tint * torch.full((1, 1, 3), 1 / 3) + (1 - mix) * torch.eye(3)   # (n, 3, 3)
+    mean = out.mean((2, 3)).unsqueeze(2)                                         # (n, 3, 1)
+    bias = (1 - contrast) * colour @ mean                                        # (n, 3, 1)
+    out = torch.baddbmm(bias, contrast * colour, out.view(n, 3, -1))             # (n, 3, size²)
+    return out.view(n, 3, size, size).clamp_(0, 1)
+
+
+def _ramps(n: int, size: int, channels: int, g: torch.Generator) -> torch.Tensor:
+    """Linear ramps from 0 to 1 across the image in a random direction: (n, channels, size, size)."""
+    angle = 2 * math.pi * torch.rand(n, 1, 1, generator=g)
+    coords = torch.linspace(-1, 1, size)
+    t = torch.cos(angle) * coords.view(1, 1, size) + torch.sin(angle) * coords.view(1, size, 1)  # (n, size, size)
+    return ((t + 1.42) / 2.84).unsqueeze(1).expand(n, channels, size, size)
+
+
+def _gradient_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Linear colour ramps between two random colours in a random direction: (n, 3, size, size)."""
+    c0, c1 = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
+    return torch.lerp(c0.expand(n, 3, size, size), c1.expand(n, 3, size, size), _ramps(n, size, 3, g))
+
+
+def _noise_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Blotchy colour noise: a random 8×8 colour grid, of which a random 3 to 7 cells across are smoothly
+    enlarged to the image: (n, 3, size, size)."""
+    base = torch.rand(n, 3, 8, 8, generator=g)
+    base = 0.5 + 0.6 * (base - base.mean((2, 3), keepdim=True))                 # less saturated than uniform
+    scale = (3 + 4 * torch.rand(n, generator=g)) / 8                              # cells shown / 8
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale, scale
+    theta[:, :, 2] = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g) - 1)
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    return F.grid_sample(base, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp_(0, 1)
+
+
+def _backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Half photo crops, a quarter gradients, a quarter blotchy noise: (n, 3, size, size) in [0, 1]."""
+    kind = torch.rand(n, generator=g)
+    out = torch.empty(n, 3, size, size)
+    for lo, hi, make in ((0.0, 0.5, _photo_backgrounds), (0.5, 0.75, _gradient_backgrounds),
+                         (0.75, 1.01, _noise_backgrounds)):
+        idx = ((kind >= lo) & (kind < hi)).nonzero().squeeze(1)
+        if len(idx):
+            out[idx] = make(len(idx), size, g)
+    return out
+
+
+# ----------------------------------------------------------------------------- the dataset
+
+
+def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool = False):
+    """``n`` labelled images of coloured shapes on cluttered backgrounds, generated from ``seed``.
+
+    Returns ``images`` (n, 3, size, size) uint8 and ``labels`` (n,) int64
+    (indices into ``CLASSES``, drawn uniformly), and with
+    ``return_geometry=True`` also ``geometry`` (n, 4) float: the shape's
+    centre row, centre column, radius (pixels) and rotation (radians). The
+    same ``seed`` gives the same images. Each shape has a solid colour, far
+    enough from the background beneath it to be seen, with a gentle shading
+    ramp; the whole image gets a little pixel noise. Backgrounds: ``_backgrounds``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n is the number of images to make, a whole number of at least 1; got {n!r}.")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ValueError(f"size is the side of the images in pixels, at least 16; got {size!r}.")
+    g = torch.Generator().manual_seed(int(seed))
+    labels = torch.randint(0, len(CLASSES), (n,), generator=g)
+    cy, cx, radius, angle = _geometry(n, size, g)
+    background = _backgrounds(n, size, g)                                        # (n, 3, size, size)
+    mask = _coverage(labels, cy, cx, radius, angle, size)                        # (n, 1, size, size)
+    # the shape's colour: random, but moved away from the mean colour of the background it covers
+    under = (background * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1e-6)   # (n, 3)
+    colour = torch.rand(n, 3, generator=g)
+    complement = (1 - under) * 0.8 + 0.2 * colour                                # when too close, the opposite colour
+    dark_or_light = torch.where(under.mean(1, keepdim=True) > 0.5, 0.2 * colour, 0.8 + 0.2 * colour)
+    for fallback in (complement, dark_or_light):                                 # (the last one is always far)
+        colour = torch.where((colour - under).norm(dim=1, keepdim=True) < 0.45, fallback, colour)
+    shading = 0.85 + 0.3 * _ramps(n, size, 1, g)                                 # (n, 1, size, size), 0.85 to 1.15
+    foreground = (colour.view(n, 3, 1, 1) * shading).clamp_(0, 1)                # (n, 3, size, size)
+    image = torch.lerp(background, foreground, mask)
+    sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g)
+    image.add_(sigma * torch.randn(image.shape, generator=g))
+    images = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8)               # (n, 3, size, size)
+    if return_geometry:
+        return images, labels, torch.stack([cy, cx, radius, angle], dim=1)
+    return images, labels
