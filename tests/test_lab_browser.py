@@ -291,3 +291,35 @@ def test_inception_cost_explorer_in_jupyterlab(lab, browser):
     finally:
         page.close()
         assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
+
+
+def test_feature_map_explorer_in_jupyterlab(lab, browser):
+    """widgets/feature_map_explorer.ipynb: run all (ShapesNet, trained once and cached by the book build),
+    see a grid of maps, choose another map with the buttons under it (the detail pane follows, with its
+    deconvnet projection and top nine patches), switch layer. Screenshots go to /tmp/lab_feature_map_explorer_*.png."""
+    notebook = "widgets/feature_map_explorer.ipynb"
+    original = (ROOT / notebook).read_bytes()
+    page, errors, outside = _run_notebook(browser, lab, notebook)
+    try:
+        explorer = page.locator(".cnnviz-fm").first
+        explorer.get_by_text("channel", exact=False).first.wait_for(state="visible", timeout=120_000)
+        page.wait_for_function("() => document.querySelectorAll('.cnnviz-fm img[src^=\"data:image/png\"]').length >= 16",
+                               timeout=120_000)
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=str(SHOTS / "lab_feature_map_explorer_1_relu1.png"))
+        buttons = page.locator(".cnnviz-fm .cnnviz-pick button")
+        assert buttons.count() >= 16
+        label = buttons.nth(3).inner_text().strip().lstrip("#")
+        buttons.nth(3).click()
+        explorer.get_by_text(f"channel {label} of features.relu1", exact=False).wait_for(state="visible")
+        explorer.get_by_text(f"The top 9 of channel {label} (features.relu1)", exact=False).wait_for(
+            state="visible", timeout=60_000)
+        page.locator(".cnnviz-fm select").nth(1).select_option(label="features.relu3")
+        explorer.get_by_text("features.relu3: 64 maps of 8×8", exact=False).wait_for(state="visible")
+        page.wait_for_timeout(1500)
+        assert "Traceback" not in explorer.inner_text()
+        explorer.screenshot(path=str(SHOTS / "lab_feature_map_explorer_2_relu3.png"))
+        _check_offline_and_quiet(errors, outside)
+    finally:
+        page.close()
+        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
