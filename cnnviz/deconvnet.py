@@ -33,6 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnviz.features import _Stop, _activations, _input
 from cnnviz.probe import check_channel, eval_mode, get_layer, model_device, preprocessing
+from cnnviz.summaries import _tensors  # the tensors in nested arguments
 
 __all__ = ["deconvnet", "guided_backprop", "strongest_unit", "receptive_box", "top_activations", "TopActivations"]
 
@@ -373,17 +374,6 @@ def _chain_geometry(chain, size):
 
 
 _ATTR = "_cnnviz_window"
-
-
-def _tensors(obj):
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (tuple, list)):
-        for item in obj:
-            yield from _tensors(item)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            yield from _tensors(item)
 
 
 class _Windows(TorchDispatchMode):

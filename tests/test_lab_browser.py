@@ -323,3 +323,27 @@ def test_feature_map_explorer_in_jupyterlab(lab, browser):
     finally:
         page.close()
         assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
+
+
+@pytest.mark.parametrize("notebook, css, done", [
+    ("widgets/occlusion_explorer.ipynb", ".cnnviz-oc", "done: "),
+    ("widgets/attribution_explorer.ipynb", ".cnnviz-at", "map(s), done in"),
+    ("widgets/filter_gallery.ipynb", ".cnnviz-fg", "32 filters of 7×7×3"),
+])
+def test_visualising_widgets_in_jupyterlab(lab, browser, notebook, css, done):
+    """The occlusion, attribution and filter widgets' notebooks: run all; the widget computes its first view
+    (no traceback, nothing fetched from outside). Screenshots go to /tmp/lab_<notebook>.png."""
+    original = (ROOT / notebook).read_bytes()
+    page, errors, outside = _run_notebook(browser, lab, notebook)
+    try:
+        widget = page.locator(css).first
+        widget.get_by_text(done, exact=False).first.wait_for(state="visible", timeout=120_000)
+        page.wait_for_function(f"""() => {{ const imgs = [...document.querySelectorAll('{css} img')];
+            return imgs.length >= 1 && imgs.every(i => i.complete && i.naturalWidth > 0); }}""")
+        widget.scroll_into_view_if_needed()
+        assert "Traceback" not in widget.inner_text() and "⚠" not in widget.inner_text()
+        widget.screenshot(path=str(SHOTS / f"lab_{Path(notebook).stem}.png"))
+        _check_offline_and_quiet(errors, outside)
+    finally:
+        page.close()
+        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"

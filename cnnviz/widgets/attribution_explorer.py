@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from cnnviz.figures.visualising import overlay
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import TOP_CLASS, _PhotoView, _png, check_class, class_name, image_box
+from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, check_class, class_name, image_box
 
 __all__ = ["AttributionExplorer", "DEFAULT_METHODS"]
 
@@ -109,32 +109,13 @@ class AttributionExplorer(_PhotoView):
                 for m, b in self.methods.items():
                     b.value = m in methods
         if target != "keep":
-            self._wanted_target = target
-            value = TOP_CLASS if target is None else target
-            if value in [v for _, v in self.target.options]:
-                with self._quietly():
-                    self.target.value = value
+            self._keep_target(target)
         if image is not None:
             self.set_image(image)
         else:
             self._request()
 
-    def wait(self, timeout: float = 120.0) -> bool:
-        """Block until the newest request is computed (for scripts and tests)."""
-        return self._renderer.wait(timeout)
-
     # ------------------------------------------------------------------ callbacks
-    def _on_new_photo(self, key):
-        self._photo_key_now = key
-        self._request()
-
-    def _on_change(self, change):
-        if self._quiet:
-            return
-        if change["owner"] is self.target:
-            self._wanted_target = self._wanted_from(change["new"])
-        self._request()
-
     def _request(self):
         self._generation += 1
         self._renderer.request((self._generation, self._photo_key_now, tuple(self.chosen), self._wanted_target))
@@ -163,9 +144,9 @@ class AttributionExplorer(_PhotoView):
         names = self.vision.class_names
         self.photo_view.value = _png(prep.display, self._side(_VIEW))
         self.gallery.children = [self._photo_box] + [self.panels[m][0] for m in methods]
-        self.info.value = info_html(
-            f"Explaining <b>{class_name(names, target)}</b> (p = {float(probs[target]):.3f}); "
-            + (f"{len(methods)} method(s)." if methods else "switch a method on above."))
+        explaining = f"Explaining <b>{class_name(names, target)}</b> (p = {float(probs[target]):.3f}); "
+        self.info.value = info_html(explaining + (f"⏳ computing {len(methods)} map(s)…" if methods
+                                                  else "switch a method on above."))
         shown = {}
         for m in methods:
             if generation != self._generation:
@@ -186,6 +167,9 @@ class AttributionExplorer(_PhotoView):
             shown[m] = heat
         self.maps = shown
         self.shown = (key, target, methods)
+        if methods:
+            self.info.value = info_html(explaining + f"{len(methods)} map(s), done in "
+                                        f"{time.perf_counter() - t0:.2f} s.")
         self._clear_message("other")
         self.timings["render_ms"] = (time.perf_counter() - t0) * 1000
 

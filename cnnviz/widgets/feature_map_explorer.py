@@ -250,8 +250,30 @@ class _PhotoView(View):
         self._on_new_photo(key)
         return True
 
+    def wait(self, timeout: float = 120.0) -> bool:
+        """Block until the newest request is computed (for scripts and tests)."""
+        return self._renderer.wait(timeout)
+
     def _on_new_photo(self, key):
-        raise NotImplementedError
+        """The prepared input changed: compute the view for it (``_request`` says what to compute)."""
+        self._photo_key_now = key
+        self._request()
+
+    def _on_change(self, change):
+        """A control changed; a person choosing a class also makes it the class kept across photos."""
+        if self._quiet:
+            return
+        if change["owner"] is getattr(self, "target", None):
+            self._wanted_target = self._wanted_from(change["new"])
+        self._request()
+
+    def _keep_target(self, target):
+        """``set(target=...)``: the class to explain from now on (None: each photo's top class)."""
+        self._wanted_target = target
+        value = TOP_CLASS if target is None else target
+        if value in [v for _, v in self.target.options]:
+            with self._quietly():
+                self.target.value = value
 
     def _probabilities(self, key):
         """Softmax of the model's output for photo ``key``: (classes,) CPU tensor, cached."""
@@ -403,7 +425,8 @@ class FeatureMapExplorer(_PhotoView):
         self.page = widgets.IntSlider(value=0, min=0, max=0, description="page", continuous_update=False,
                                       layout=widgets.Layout(width=px(300)))
         self.channel = widgets.BoundedIntText(value=0, min=0, max=0, description="channel",
-                                              layout=widgets.Layout(width=px(170)))
+                                              style={"description_width": "initial"},
+                                              layout=widgets.Layout(width=px(190)))
         self.channel.add_class("cnnviz-cell")
         self.photo_view = widgets.Image(format="png", layout=widgets.Layout(width=px(160), height=px(160)))
         self.info = widgets.HTML()

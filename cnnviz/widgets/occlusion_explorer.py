@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnviz.figures.visualising import CLASS_COLOURS, _class_colour, colourise
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import TOP_CLASS, _PhotoView, _png, check_class, class_name, image_box
+from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, check_class, class_name, image_box
 
 __all__ = ["OcclusionExplorer", "map_canvas"]
 
@@ -148,32 +148,13 @@ class OcclusionExplorer(_PhotoView):
             if stride is not None:
                 self.stride.value = int(stride)
         if target != "keep":
-            self._wanted_target = target
-            value = TOP_CLASS if target is None else target
-            if value in [v for _, v in self.target.options]:
-                with self._quietly():
-                    self.target.value = value
+            self._keep_target(target)
         if image is not None:
             self.set_image(image)
         else:
             self._request()
 
-    def wait(self, timeout: float = 120.0) -> bool:
-        """Block until the newest request is computed (for scripts and tests)."""
-        return self._renderer.wait(timeout)
-
     # ------------------------------------------------------------------ callbacks
-    def _on_new_photo(self, key):
-        self._photo_key_now = key
-        self._request()
-
-    def _on_change(self, change):
-        if self._quiet:
-            return
-        if change["owner"] is self.target:
-            self._wanted_target = self._wanted_from(change["new"])
-        self._request()
-
     def _request(self):
         self._generation += 1
         self._renderer.request((self._generation, self._photo_key_now, self.patch.value, self.stride.value,
