@@ -7,7 +7,7 @@ file, ``WeightsUnavailable`` says which file to fetch and where to put it.
 """
 import os
 import urllib.error
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
 import torch.nn as nn

@@ -12,7 +12,6 @@ also follows: 7,595,176 parameters with 1,000 classes.
 """
 from collections import OrderedDict
 
-import torch
 import torch.nn as nn
 
 from cnnviz.models._registry import FeaturesThenClassifier, register

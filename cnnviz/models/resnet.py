@@ -22,7 +22,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models import resnet as tv
 
-from cnnviz.models import _weights
 from cnnviz.models._registry import register
 
 __all__ = ["ResNet", "BottleneckV1", "imagenet_resnet", "CifarResNet", "ShortcutA", "BasicBlockCifar",
