@@ -63,6 +63,15 @@ def test_built_pages_reference_no_outside_script_or_style():
         assert hits == [], f"{page.relative_to(HTML)} loads from outside: {hits[:3]}"
 
 
+def test_no_page_embeds_a_live_widget():
+    """A page has no kernel: a widget in a cell's output (a tqdm bar while something trains, say) would be a
+    dead box that asks the server for widget code. Chapters show static figures; widgets live in widgets/."""
+    for page in _built_pages():
+        text = page.read_text(encoding="utf-8")
+        assert "application/vnd.jupyter.widget-view+json" not in text, (
+            f"{page.relative_to(HTML)} embeds a live widget: pass progress=False (or show a figure) in its cells.")
+
+
 def test_vendored_javascript_is_served_by_the_book():
     static = HTML / "_static"
     sphinx = CONFIG["sphinx"]["config"]
