@@ -406,8 +406,12 @@ def test_occlusion_explorer_bad_input_is_a_message(tiny):
     assert "uploaded file" in e.message.value and e.photo.value == "example:0"
     e.photo.value = "astronaut"
     assert e.message.value == "" and "resized to 32×32" in e.note.value and e.shown[0] == "astronaut"
-    with pytest.raises(ValueError, match="between 1 and 32"):
-        OcclusionExplorer(tiny, patch=40, threaded=False)
+    # impossible settings in the constructor: a sentence on screen and the nearest setting, never a traceback
+    e = OcclusionExplorer(tiny, patch=40, stride=0, threaded=False)
+    assert ("The square must be between 1 and 32 pixels (the model's input is 32×32), not 40; using 32."
+            in e.message.value)
+    assert "The stride must be between 1 and 16 pixels" in e.message.value and "not 0; using 1." in e.message.value
+    assert (e.patch.value, e.stride.value) == (32, 1) and e.result.patch == 32 and e.result.prob.shape == (1, 1)
 
 
 def test_occlusion_explorer_newest_request_wins(tiny, monkeypatch):

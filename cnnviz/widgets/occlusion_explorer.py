@@ -92,10 +92,12 @@ class OcclusionExplorer(_PhotoView):
         self.side, self.batch_size, self.min_interval = side, int(batch_size), float(min_interval)
         patch = max(2, side // 4) if patch is None else int(patch)
         stride = max(1, patch // 4) if stride is None else int(stride)
-        for name, v, hi in (("patch", patch, side), ("stride", stride, side)):
+        bad = []  # said in the message line once the widget is on screen, never raised at a lecture hall
+        for name, v, hi in (("square", patch, side), ("stride", stride, max(1, side // 2))):
             if not 1 <= v <= hi:
-                raise ValueError(f"The {name} must be between 1 and {hi} pixels (the model's input is {side}×{side}), "
-                                 f"not {v}.")
+                bad.append(f"The {name} must be between 1 and {hi} pixels (the model's input is {side}×{side}), "
+                           f"not {v}; using {min(max(v, 1), hi)}.")
+        patch, stride = min(max(patch, 1), side), min(max(stride, 1), max(1, side // 2))
         self.result = None  # the last complete OcclusionMap
         self.partial = None  # the newest (maybe partial) OcclusionMap on screen
         self.batches = 0  # batches drawn for the current request
@@ -137,6 +139,8 @@ class OcclusionExplorer(_PhotoView):
         self.add_class("cnnviz-oc")
         self._photo_key_now = None
         self._start_photo(start)
+        if bad:
+            self._show_error(ValueError(" ".join(bad)), source="settings")
 
     # ------------------------------------------------------------------ public API
     def set(self, image=None, patch=None, stride=None, target="keep"):
