@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from cnnviz.figures.visualising import overlay
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, check_class, class_name, image_box
+from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, class_name, image_box
 
 __all__ = ["AttributionExplorer", "DEFAULT_METHODS"]
 
@@ -129,18 +129,7 @@ class AttributionExplorer(_PhotoView):
             return
         t0 = time.perf_counter()
         prep = self._prepared(key)
-        probs = self._probabilities(key)
-        if wanted is not None:
-            try:
-                wanted = check_class(wanted, len(probs))
-            except ValueError as err:
-                self._show_error(err, source="target")
-                if self._wanted_target == wanted:
-                    self._wanted_target = None  # said once; the next request explains the top class quietly
-                wanted = None
-            else:
-                self._clear_message("target")
-        target = self._set_targets(probs, wanted)
+        probs, target = self._resolve_target(key, wanted)
         names = self.vision.class_names
         self.photo_view.value = _png(prep.display, self._side(_VIEW))
         self.gallery.children = [self._photo_box] + [self.panels[m][0] for m in methods]

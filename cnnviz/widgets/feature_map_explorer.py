@@ -310,6 +310,22 @@ class _PhotoView(View):
             self.target.value = wanted if wanted in [v for _, v in options] else TOP_CLASS
         return int(torch.argmax(probs)) if self.target.value == TOP_CLASS else int(self.target.value)
 
+    def _resolve_target(self, key, wanted):
+        """(probabilities, class to explain) for photo ``key``: ``wanted`` if it exists (None: the top class);
+        a class that does not exist is said once in the message line and the top class is explained."""
+        probs = self._probabilities(key)
+        if wanted is not None:
+            try:
+                wanted = check_class(wanted, len(probs))
+            except ValueError as err:
+                self._show_error(err, source="target")
+                if self._wanted_target == wanted:
+                    self._wanted_target = None  # said once; the next request explains the top class quietly
+                wanted = None
+            else:
+                self._clear_message("target")
+        return probs, self._set_targets(probs, wanted)
+
     def _target_menu(self):
         """The class menu of the occlusion and attribution explorers (filled per photo)."""
         menu = widgets.Dropdown(options=[("top class", TOP_CLASS)], value=TOP_CLASS, description="class",

@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnviz.figures.visualising import CLASS_COLOURS, _class_colour, colourise
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, check_class, class_name, image_box
+from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, class_name, image_box
 
 __all__ = ["OcclusionExplorer", "map_canvas"]
 
@@ -173,18 +173,7 @@ class OcclusionExplorer(_PhotoView):
             return  # a newer request is queued
         t0 = time.perf_counter()
         prep = self._prepared(key)
-        probs = self._probabilities(key)
-        if wanted is not None:
-            try:
-                wanted = check_class(wanted, len(probs))
-            except ValueError as err:
-                self._show_error(err, source="target")
-                if self._wanted_target == wanted:
-                    self._wanted_target = None  # said once; the next request explains the top class quietly
-                wanted = None
-            else:
-                self._clear_message("target")
-        target = self._set_targets(probs, wanted)
+        probs, target = self._resolve_target(key, wanted)
         names = self.vision.class_names
         self.prob_caption.value = (f'<span class="cnnviz-caption">p(<b>{class_name(names, target)}</b>) with the '
                                    'square centred here (purple 0, yellow 1)</span>')
