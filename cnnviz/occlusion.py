@@ -14,6 +14,10 @@ which needs all the class probabilities of every occluded copy; and a widget
 filling the map in as batches finish needs the map per patch position, not
 per pixel. ``OcclusionMap.upsampled`` gives captum's kind of per-pixel map
 for overlays.
+
+Speed: the occluded copies differ from the image only inside the patch, so
+``cnnviz.incremental`` recomputes, layer by layer, only the region the patch
+reaches (Nakandala et al. 2019); the rest is copied from one ordinary pass.
 """
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -22,6 +26,7 @@ from typing import Callable, Iterator, Optional
 import torch
 import torch.nn as nn
 
+from cnnviz.incremental import Incremental, NotTraceable
 from cnnviz.probe import check_channel, eval_mode, prepare
 
 __all__ = ["OcclusionMap", "occlusion", "occlusion_steps", "patch_positions"]
@@ -38,7 +43,9 @@ class OcclusionMap:
     ``base_prob``: the class followed and its probability without occlusion;
     ``base_class``: the unoccluded image's top class; ``patch``, ``stride``:
     in pixels; ``rows``, ``cols``: the patches' top-left pixel coordinates;
-    ``size``: the side of the (square) input. All tensors on the CPU.
+    ``size``: the side of the (square) input; ``method``: "incremental" when
+    each copy recomputed only what its patch changes (``cnnviz.incremental``),
+    "full" when each ran through the whole network. All tensors on the CPU.
     """
     prob: torch.Tensor
     top_class: torch.Tensor
@@ -52,6 +59,7 @@ class OcclusionMap:
     rows: torch.Tensor
     cols: torch.Tensor
     size: int
+    method: str = "full"
 
     @property
     def complete(self) -> bool:
@@ -115,8 +123,35 @@ def _fill_tensor(fill, x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"fill must be None (grey), a number, or a tensor like the input; got {type(fill).__name__}.")
 
 
+def _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last):
+    """The class probabilities of the occluded copies, each run through the whole network: (B, classes)."""
+    in_r = (ar >= r0[:, None]) & (ar < r0[:, None] + patch)                      # (B, S)
+    in_c = (ar >= c0[:, None]) & (ar < c0[:, None] + patch)                      # (B, S)
+    mask = (in_r[:, :, None] & in_c[:, None, :]).unsqueeze(1)                     # (B, 1, S, S)
+    batch = torch.where(mask, fill_x, x)                                          # (B, 3, S, S)
+    if channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return torch.softmax(model(batch).float(), dim=1)
+
+
+#: incremental inference is used when one copy costs at most this share of a full pass's multiply-adds: the
+#: windows it cuts and pastes cost time too. Measured on this project's 2-core CPU: ShapesNet at 64² breaks even
+#: at about 0.5 and is slower above 0.6; ResNet-18 at 224² with a 32-pixel patch (0.48) is 2.4× faster.
+WORTH_IT = 0.6
+
+
+def _engine(model, x, fill_x, patch):
+    """An ``Incremental`` for ``x`` when the model can be traced and a patch saves enough work, else None."""
+    try:
+        engine = Incremental(model, x)
+    except NotTraceable:
+        return None                                                               # every copy in full
+    c = (x.shape[-1] - patch) // 2
+    return engine if engine.fraction(fill_x[:, :, c:c + patch, c:c + patch]) <= WORTH_IT else None
+
+
 def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, patch: int = 32, stride: int = 8,
-                    fill=None, batch_size: int = 64) -> Iterator[OcclusionMap]:
+                    fill=None, batch_size: int = 64, incremental: bool = True) -> Iterator[OcclusionMap]:
     """``occlusion`` as a generator: yields the partial map after every batch (the last one is complete).
 
     Each batch runs with the model in eval mode under ``torch.inference_mode``;
@@ -131,13 +166,15 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
     hp, wp = len(rows), len(cols)
     with eval_mode(model), torch.inference_mode():
         base = torch.softmax(model(x).float(), dim=1)[0].cpu()                   # (classes,)
+        engine = _engine(model, x, fill_x, patch) if incremental else None
     if target is None:
         target = int(base.argmax())
     target = check_channel(target, base.numel(), "the model's output", what="class")
     result = OcclusionMap(prob=torch.full((hp, wp), float("nan")), top_class=torch.full((hp, wp), -1),
                           top_prob=torch.full((hp, wp), float("nan")), done=torch.zeros(hp, wp, dtype=torch.bool),
                           target=target, base_prob=float(base[target]), base_class=int(base.argmax()),
-                          patch=patch, stride=stride, rows=rows, cols=cols, size=size)
+                          patch=patch, stride=stride, rows=rows, cols=cols, size=size,
+                          method="full" if engine is None else "incremental")
     ar = torch.arange(size, device=x.device)
     grid_r, grid_c = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
     order_r, order_c = grid_r.reshape(-1), grid_c.reshape(-1)                     # positions, row by row
@@ -146,13 +183,13 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
         i, j = order_r[start:start + batch_size], order_c[start:start + batch_size]
         with eval_mode(model), torch.inference_mode():
             r0, c0 = rows[i].to(x.device), cols[j].to(x.device)                   # (B,)
-            in_r = (ar >= r0[:, None]) & (ar < r0[:, None] + patch)              # (B, S)
-            in_c = (ar >= c0[:, None]) & (ar < c0[:, None] + patch)              # (B, S)
-            mask = (in_r[:, :, None] & in_c[:, None, :]).unsqueeze(1)             # (B, 1, S, S)
-            batch = torch.where(mask, fill_x, x)                                  # (B, 3, S, S)
-            if channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            p = torch.softmax(model(batch).float(), dim=1)                       # (B, classes)
+            if engine is not None:
+                box = torch.arange(patch, device=x.device)
+                fill_rows, fill_cols = (r0[:, None] + box)[:, :, None], (c0[:, None] + box)[:, None, :]
+                content = fill_x[0].permute(1, 2, 0)[fill_rows, fill_cols].permute(0, 3, 1, 2)  # (B, 3, p, p)
+                p = torch.softmax(engine.run(r0, c0, content).float(), dim=1)
+            else:
+                p = _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last)
             top_prob, top_class = p.max(dim=1)
             p_target = p[:, target].cpu()
         result.prob[i, j] = p_target
@@ -164,8 +201,8 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
 
 
 def occlusion(model: nn.Module, image, *, target: Optional[int] = None, patch: int = 32, stride: int = 8,
-              fill=None, batch_size: int = 64, on_batch: Optional[Callable[[OcclusionMap], None]] = None
-              ) -> OcclusionMap:
+              fill=None, batch_size: int = 64, on_batch: Optional[Callable[[OcclusionMap], None]] = None,
+              incremental: bool = True) -> OcclusionMap:
     """Zeiler & Fergus's occlusion experiment: the class probabilities as a grey square slides over the image.
 
     ``image``: anything ``cnnviz.probe.prepare`` accepts (a photo's name, a
@@ -180,7 +217,12 @@ def occlusion(model: nn.Module, image, *, target: Optional[int] = None, patch: i
     shaped like the input supplies each pixel (``fill`` = the image itself
     changes nothing). ``batch_size`` occluded copies per forward pass.
     ``on_batch(partial_map)`` is called after each batch, e.g. to draw the
-    map filling in.
+    map filling in. ``incremental``: recompute in each copy only the part
+    of every activation its patch changes (``cnnviz.incremental``; exact,
+    about 2.4× faster for ResNet-18 at 224² with a 32-pixel patch); it is
+    used when the model can be traced by ``torch.fx`` and a patch saves at
+    least 40 % of the work (``WORTH_IT``), otherwise every copy runs
+    through the whole network. ``incremental=False`` always runs them whole.
 
     Returns an ``OcclusionMap`` (all positions done). The model is run in eval
     mode without gradients; its train/eval flags are restored and no hook is
@@ -188,7 +230,7 @@ def occlusion(model: nn.Module, image, *, target: Optional[int] = None, patch: i
     """
     result = None
     with closing(occlusion_steps(model, image, target=target, patch=patch, stride=stride, fill=fill,
-                                 batch_size=batch_size)) as steps:
+                                 batch_size=batch_size, incremental=incremental)) as steps:
         for result in steps:
             if on_batch is not None:
                 on_batch(result)

@@ -408,3 +408,19 @@ def test_sanity_figure_takes_sanity_checks_maps():
     assert [s.label for s in fig.layout.sliders[0].steps] == ["fc", "conv1"]
     np.testing.assert_array_equal(decode(fig.data[2].source), vf.overlay(photo, maps[1]))
     assert not vf.sanity_figure(checks).layout.sliders  # no photo: the curves only
+
+
+# ----------------------------------------------------------------------------- regions_figure
+
+def test_regions_figure_one_bar_per_layer_and_a_slider_over_patches():
+    regions = {16: [("conv1", (11, 11), (112, 112)), ("layer4.1.conv2", (7, 7), (7, 7))],
+               32: [("conv1", (19, 19), (112, 112)), ("layer4.1.conv2", (7, 7), (7, 7))]}
+    fig = vf.regions_figure(regions, title="reach")
+    assert len(fig.data) == 2 and fig.data[0].visible and not fig.data[1].visible
+    assert list(fig.data[1].x) == ["conv1", "layer4.1.conv2"]
+    assert fig.data[1].y[0] == pytest.approx(100 * 19 * 19 / 112 ** 2) and fig.data[1].y[1] == 100
+    assert list(fig.data[0].customdata) == ["11×11 of 112×112", "7×7 of 7×7"]
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["16", "32"] and list(steps[1].args[0]["visible"]) == [False, True]
+    with pytest.raises(ValueError, match="at least one patch size"):
+        vf.regions_figure({})

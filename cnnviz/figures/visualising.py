@@ -15,7 +15,8 @@ with the same code, so a widget and its figure show the same pixels.
 Papers: Zeiler & Fergus, *Visualizing and Understanding Convolutional
 Networks*, ECCV 2014 (filters, feature maps, deconvnet projections with the
 top-9 patches of fig. 2, occlusion of fig. 7); Adebayo et al., *Sanity Checks
-for Saliency Maps*, NeurIPS 2018 (``sanity_figure``).
+for Saliency Maps*, NeurIPS 2018 (``sanity_figure``); Nakandala et al., *Incremental and
+Approximate Inference for Faster Occlusion-based Deep CNN Explanations*, SIGMOD 2019 (``regions_figure``).
 """
 import base64
 import functools
@@ -33,7 +34,7 @@ from cnnviz.plot import style
 
 __all__ = ["colourise", "upscale", "mosaic", "filter_mosaic", "projection_to_uint8", "overlay", "strongest",
            "top_picture", "filter_grid_figure", "example_grid_figure", "projection_figure", "feature_map_figure",
-           "top_patches_figure", "occlusion_figure", "attribution_figure", "sanity_figure", "BOOK_WIDTH",
+           "top_patches_figure", "occlusion_figure", "attribution_figure", "sanity_figure", "regions_figure", "BOOK_WIDTH",
            "CLASS_COLOURS"]
 
 #: The width the book gives a figure, in CSS pixels: every figure is laid out to be read at this width.
@@ -783,3 +784,34 @@ def sanity_figure(checks, labels=None, *, photo=None, maps=None, title=None) -> 
         legend = dict(orientation="h", x=0, xanchor="left", y=-0.42, yanchor="top")
         fig.update_layout(height=height + 25 * len(checks))
     return fig.update_layout(legend=legend, margin=dict(t=(110 if title else 60), b=20))
+
+
+def regions_figure(regions, *, title=None) -> go.Figure:
+    """How far a patch's change reaches through the network (incremental inference, Nakandala et al. 2019).
+
+    ``regions``: patch side -> ``Incremental.regions`` rows (layer name,
+    recomputed (h, w), whole map (H, W)). One bar per convolution or pooling
+    layer: the share of its output map a copy with the patch in the middle
+    recomputes; hover for the sizes. A slider switches between patch sizes.
+    """
+    regions = {int(p): list(rows) for p, rows in regions.items()}
+    if not regions or not all(regions.values()):
+        raise ValueError("regions_figure needs, for at least one patch size, the rows of Incremental.regions.")
+    fig = go.Figure()
+    patches = list(regions)
+    for k, p in enumerate(patches):
+        rows = regions[p]
+        share = [100.0 * h * w / (hh * ww) for _, (h, w), (hh, ww) in rows]
+        text = [f"{h}×{w} of {hh}×{ww}" for _, (h, w), (hh, ww) in rows]
+        fig.add_trace(go.Bar(x=[name for name, _, _ in rows], y=share, customdata=text, visible=k == 0,
+                             name=f"{p}-pixel patch", marker_color=qualitative.Plotly[0],
+                             hovertemplate="%{x}: recomputes %{customdata} (%{y:.0f} %)<extra></extra>"))
+    fig.update_yaxes(range=[0, 105], title_text="share of the map recomputed (%)")
+    fig.update_xaxes(tickangle=-50)
+    steps = [dict(method="restyle", label=str(p), args=[{"visible": [j == k for j in range(len(patches))]}])
+             for k, p in enumerate(patches)]
+    fig.update_layout(sliders=[dict(steps=steps, active=0, pad=dict(t=150),
+                                    currentvalue=dict(prefix="patch side (pixels): ", font=dict(size=16)))],
+                      showlegend=False)
+    fig = style(fig, title=title, height=560 + (40 if title else 0))
+    return fig.update_layout(margin=dict(t=(80 if title else 30), b=20))
