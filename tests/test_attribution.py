@@ -12,6 +12,7 @@ from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam
 
 from cnnviz.attribution import METHODS, Attribution, attribute, default_cam_layer, rank_correlation, sanity_check
 from cnnviz.probe import ChannelOutOfRange, Preprocess
+from model_helpers import assert_no_hooks
 
 S = 8
 PRE = Preprocess(S, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -144,11 +145,6 @@ def test_target_defaults_to_the_top_class():
 # ----------------------------------------------------------------------------- the caller's model
 
 
-def _hooks(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
-
-
 @pytest.mark.parametrize("method", list(METHODS))
 def test_model_left_as_it_was(method):
     model = _small_cnn().train()
@@ -158,7 +154,7 @@ def test_model_left_as_it_was(method):
     assert a.map.shape == (16, 16) and (a.map >= 0).all() and torch.isfinite(a.map).all()
     assert model.training and model.conv1.training and not model.bn.training
     assert model.relu.inplace                                                   # switched off for captum, back on
-    assert _hooks(model) == 0
+    assert_no_hooks(model)
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics untouched
 
@@ -167,7 +163,8 @@ def test_hooks_removed_after_an_error():
     model = _small_cnn().train()
     with pytest.raises(Exception):
         attribute(model, _x(16), "guided_backprop", target=0, no_such_option=1)  # captum raises a TypeError
-    assert _hooks(model) == 0 and model.training and model.relu.inplace
+    assert_no_hooks(model)
+    assert model.training and model.relu.inplace
 
 
 def test_bad_method_lists_the_methods():
@@ -206,7 +203,8 @@ def test_sanity_check_never_touches_the_callers_model():
     assert [name for name, _ in result] == ["fc", "conv2", "conv1"]            # from the output down
     assert all(-1 <= rho <= 1 for _, rho in result)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert model.training and _hooks(model) == 0
+    assert model.training
+    assert_no_hooks(model)
     again = sanity_check(model, _x(16, 6), "saliency", seed=3)
     assert again == result                                                      # seeded: repeatable
     maps = sanity_check(model, _x(16, 6), "grad_cam", layers=["fc"], with_maps=True)

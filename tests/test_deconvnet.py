@@ -11,16 +11,11 @@ from cnnviz.deconvnet import (TopActivations, deconvnet, guided_backprop, recept
 from cnnviz.features import feature_maps
 from cnnviz.probe import ChannelOutOfRange, LayerNotFound, Preprocess, capture
 from cnnviz.receptive_field import PRESETS, as_torch, gradient_support, input_rect, layer_sizes
+from model_helpers import assert_no_hooks, seeded
 
 # what captum says on every call of the reference computations below (cnnviz's own calls are quiet)
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning",
                                         "ignore:Input Tensor 0 did not already require:UserWarning")
-
-
-def _no_hooks(model):
-    for m in model.modules():
-        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            assert not getattr(m, hooks), f"{type(m).__name__} keeps {hooks}"
 
 
 class Wrapper(nn.Module):
@@ -32,14 +27,6 @@ class Wrapper(nn.Module):
 
     def forward(self, x):
         return self.body(x)
-
-
-def _seeded(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return model
 
 
 # ----------------------------------------------------------------------------- by hand
@@ -91,7 +78,7 @@ def test_one_layer_deconvnet_by_hand():
     for channel, position, value in ((1, (0, 1), 8.0), (1, (1, 1), 4.0), (0, (0, 0), 4.0), (0, (0, 1), 5.0)):
         ref = NeuronDeconvolution(net, net[2]).attribute(X.clone(), neuron_selector=(channel, *position))[0] * value
         assert torch.equal(deconvnet(net, X, "2", channel, position=position), ref)
-    _no_hooks(net)
+    assert_no_hooks(net)
 
 
 def test_unpooling_adds_where_overlapping_windows_share_a_switch():
@@ -113,7 +100,7 @@ def test_guided_backprop_of_a_first_layer_unit_is_its_filter():
     ref = NeuronGuidedBackprop(net, net[1]).attribute(X.clone(), neuron_selector=(1, 1, 3))[0]
     assert torch.equal(g, ref)
     assert torch.equal(guided_backprop(net, X, "1", 1), expected)  # (1, 3) is the strongest unit
-    _no_hooks(net)
+    assert_no_hooks(net)
 
 
 # ----------------------------------------------------------------------------- against captum
@@ -122,7 +109,7 @@ def _chain():
     net = nn.Sequential(nn.Conv2d(3, 6, 5, stride=2, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
                         nn.Conv2d(6, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(),
                         nn.MaxPool2d(2), nn.Conv2d(8, 4, 3, dilation=2, padding=2), nn.ReLU())
-    _seeded(net, 1)
+    seeded(net, 1)
     net[4].running_mean.uniform_(-0.5, 0.5)
     net[4].running_var.uniform_(0.5, 2.0)
     return net
@@ -160,7 +147,7 @@ def test_explicit_deconvnet_equals_captum_on_a_chain(layer, channel, position):
     wrapped = Wrapper(net)
     torch.testing.assert_close(deconvnet(wrapped, x, f"body.{layer}", channel, position=position), got,
                                rtol=1e-5, atol=1e-6 * want.abs().max().item())
-    _no_hooks(wrapped)
+    assert_no_hooks(wrapped)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +163,7 @@ def test_explicit_deconvnet_equals_captum_on_vgg11(vgg11, layer):
     vgg11.train()
     assert got.abs().max() > 0
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
-    _no_hooks(vgg11)
+    assert_no_hooks(vgg11)
 
 
 @pytest.mark.parametrize("alpha,similarity", [(5e-4, 0.99999), (5e-2, 0.99)])
@@ -185,7 +172,7 @@ def test_local_response_norm_divides_by_the_divisor_of_the_way_up(alpha, similar
     # tiny with AlexNet's constants (alpha = 5·1e-4 in torch's convention), visible with a 100× larger alpha
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.LocalResponseNorm(5, alpha, 0.75, 2.0), nn.MaxPool2d(2),
                         nn.Conv2d(8, 4, 3), nn.ReLU())
-    _seeded(net, 4)
+    seeded(net, 4)
     x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
     got = deconvnet(net, x, "4", 1)
     want = _captum_times_activation(net, x, "4", 1)
@@ -226,7 +213,7 @@ def test_deconvnet_of_a_resnet_goes_through_captum_and_stays_in_the_field(resnet
     ref = NeuronGuidedBackprop(resnet, resnet.layer1).attribute(x.clone(), neuron_selector=(7, *position))[0]
     resnet.train()
     torch.testing.assert_close(gb, ref)
-    _no_hooks(resnet)
+    assert_no_hooks(resnet)
     assert all(m.training for m in resnet.modules())
 
 
@@ -261,13 +248,13 @@ def test_hooks_removed_after_exceptions():
     x = torch.randn(1, 3, 8, 8)
     with pytest.raises(RuntimeError, match="boom"):
         deconvnet(net, x, "body.2", 0)
-    _no_hooks(net)
+    assert_no_hooks(net)
     with pytest.raises(RuntimeError, match="boom"):
         guided_backprop(net, x, "body.2", 0)
-    _no_hooks(net)
+    assert_no_hooks(net)
     with pytest.raises(ChannelOutOfRange):
         deconvnet(net, x, "body.2", 5)
-    _no_hooks(net)
+    assert_no_hooks(net)
     assert all(m.training for m in net.modules())
 
 
@@ -290,7 +277,7 @@ def test_bad_input_messages():
         deconvnet(head, X, "1", 0)
     with pytest.raises(ValueError, match="receptive field"):
         receptive_box(head, "1", (0, 0), 5)
-    _no_hooks(net)
+    assert_no_hooks(net)
 
 
 def test_strongest_unit():
@@ -344,7 +331,7 @@ def test_receptive_box_of_a_resnet_equals_the_brute_force_support(resnet):
                 positive(x)
             (grad,) = torch.autograd.grad(out[layer][0, :, i, j].sum(), x)
             assert receptive_box(resnet, layer, (i, j), 64) == _bbox((grad[0] != 0).any(0).numpy())
-    _no_hooks(resnet)
+    assert_no_hooks(resnet)
 
 
 # ----------------------------------------------------------------------------- top activations
@@ -392,7 +379,7 @@ def test_top_activations_find_the_dots(capsys):
         assert torch.equal(other.index, top.index) and torch.equal(other.position, top.position)
         assert torch.equal(other.values, top.values)
     assert top_activations(net, images, "2", k=20, progress=False).values.shape == (2, 7)  # at most N
-    _no_hooks(net)
+    assert_no_hooks(net)
 
 
 def test_patches_and_projections_are_cropped_at_the_receptive_field():

@@ -10,30 +10,17 @@ import cnnviz.models
 from cnnviz.features import (NotAConvolution, default_layers, feature_maps, filter_smoothness, filters,
                              strongest_channels)
 from cnnviz.probe import LayerNotFound, Preprocess, prepare
-
-
-def _seeded(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return model
+from model_helpers import assert_no_hooks, seeded
 
 
 def _tiny():
     """conv 3→4 3×3 p1, ReLU, max-pool 2, conv 4→5 3×3 s2, BN, ReLU, then a head that needs 8×8 inputs."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 5, 3, stride=2),
                           nn.BatchNorm2d(5), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 1 * 1, 2))
-    _seeded(model)
+    seeded(model)
     model[4].running_mean.copy_(torch.tensor([0.1, -0.2, 0.0, 0.3, 0.5]))
     model[4].running_var.copy_(torch.tensor([1.0, 2.0, 0.5, 1.5, 3.0]))
     return model
-
-
-def _no_hooks(model):
-    for m in model.modules():
-        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            assert not getattr(m, hooks), f"{type(m).__name__} keeps {hooks}"
 
 
 def _manual(model, x):
@@ -62,7 +49,7 @@ def test_feature_maps_equal_manual_convolutions():
     assert maps["3"].shape == (5, 4, 4)
     # a single name, and a (3, H, W) tensor
     torch.testing.assert_close(feature_maps(model, x[0], "2")["2"], expected["2"])
-    _no_hooks(model)
+    assert_no_hooks(model)
 
 
 def test_feature_maps_stop_after_the_last_layer_so_any_size_works():
@@ -82,7 +69,7 @@ def test_feature_maps_of_a_photo_use_the_models_preprocessing():
 
 
 def test_outputs_are_copied_before_in_place_operations_overwrite_them():
-    conv = _seeded(nn.Conv2d(3, 4, 3))
+    conv = seeded(nn.Conv2d(3, 4, 3))
     model = nn.Sequential(conv, nn.ReLU(inplace=True))
     x = torch.randn(1, 3, 9, 9)
     maps = feature_maps(model, x, ["0", "1"])
@@ -111,7 +98,7 @@ def test_feature_maps_of_a_resnet(resnet):
     # torchvision's blocks use ReLU(inplace=True) and `out += identity`: bn outputs must stay as they were
     bn1 = feature_maps(resnet, x, ["layer1.0.bn1", "layer1.0.bn2"])
     assert (bn1["layer1.0.bn1"] < 0).any() and (bn1["layer1.0.bn2"] < 0).any()
-    _no_hooks(resnet)
+    assert_no_hooks(resnet)
     assert all(m.training for m in resnet.modules())
 
 
@@ -138,7 +125,7 @@ def test_hooks_removed_and_mode_restored_after_an_exception():
     model.train()
     with pytest.raises(RuntimeError, match="boom"):
         feature_maps(model, torch.randn(1, 3, 8, 8), ["2"])
-    _no_hooks(model)
+    assert_no_hooks(model)
     assert all(m.training for m in model.modules())
 
 
@@ -150,7 +137,7 @@ def test_bad_layers():
         feature_maps(model, torch.randn(1, 3, 8, 8), ["7"])
     with pytest.raises(ValueError, match="One image at a time"):
         feature_maps(model, torch.randn(2, 3, 8, 8), ["0"])
-    _no_hooks(model)
+    assert_no_hooks(model)
 
 
 def test_default_layers():

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from cnnviz.occlusion import OcclusionMap, occlusion, occlusion_steps, patch_positions
 from cnnviz.probe import ChannelOutOfRange, Preprocess
+from model_helpers import assert_no_hooks
 
 S = 16
 
@@ -132,8 +133,7 @@ def test_model_left_as_it_was_and_no_hooks():
     model.drop.eval()  # a mixed state, restored exactly
     occlusion(model, _image(6), target=0, patch=4, stride=4)
     assert model.training and not model.drop.training
-    for mod in model.modules():
-        assert not (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks)
+    assert_no_hooks(model)
     assert model.scale.grad is None
 
 

@@ -7,16 +7,13 @@ import torch
 import torch.nn as nn
 
 from cnnviz import probe
+from model_helpers import assert_no_hooks
 
 
 def _net():
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                          nn.Sequential(nn.Conv2d(4, 2, 3), nn.Dropout(0.5)))
-
-
-def _hooks(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
 def test_layer_names_and_conv_layers_in_definition_order():
@@ -51,16 +48,17 @@ def test_capture_records_outputs_and_removes_hooks_even_after_an_error():
         y = net(x)
     torch.testing.assert_close(out["0"], net[0](x))
     torch.testing.assert_close(out["3.0"], y)  # dropout is the identity in eval mode
-    assert not out["0"].requires_grad and _hooks(net) == 0
+    assert not out["0"].requires_grad
+    assert_no_hooks(net)
     with pytest.raises(RuntimeError, match="boom"):
         with probe.capture(net, "0") as out:
             net(x)
             raise RuntimeError("boom")
-    assert _hooks(net) == 0
+    assert_no_hooks(net)
     with pytest.raises(probe.LayerNotFound):  # a bad name in the list: no hook is left on the good ones
         with probe.capture(net, ["0", "nope"]):
             pass
-    assert _hooks(net) == 0
+    assert_no_hooks(net)
 
 
 def test_capture_without_detach_keeps_the_graph():

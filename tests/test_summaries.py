@@ -13,6 +13,7 @@ from cnnviz.layers import conv_macs, conv_params, dense_params
 from cnnviz.receptive_field import PRESETS, as_torch, receptive_field
 from cnnviz import models
 from cnnviz.summaries import MACS_NOTE, InputSizeMismatch, InputTooSmall, Summary, count_params, summary
+from model_helpers import assert_no_hooks
 
 # an input size per preset on which every layer fits (as in tests/test_receptive_field.py)
 PRESET_INPUT = {"AlexNet conv1–pool2": (227, 227), "LeNet-5 conv–pool": (32, 32)}
@@ -50,14 +51,6 @@ def _flop_counter_macs(model, input_size):
     return counter.get_total_flops() // 2
 
 
-def _no_hooks(model):
-    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
-    assert not torch.nn.modules.module._global_forward_hooks
-    assert not torch.nn.modules.module._global_forward_pre_hooks
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-    assert _get_current_dispatch_mode() is None
-
-
 # ----------------------------------------------------------------------------- totals and rows
 
 @pytest.mark.parametrize("name", list(TORCHVISION))
@@ -75,7 +68,7 @@ def test_totals_against_oracles(name):
         module = model.get_submodule(row.name)
         assert type(module).__name__ == row.kind and not list(module.children())
         assert row.params == 0 or row.params == count_params(module)
-    _no_hooks(model)
+    assert_no_hooks(model)
 
 
 def test_modules_never_called_have_no_row():
@@ -328,7 +321,7 @@ def test_input_too_small_names_the_layer_and_the_smallest_input():
     summary(alexnet, (3, 63, 63))
     with pytest.raises(InputTooSmall, match="features.12"):
         summary(alexnet, (3, 62, 62))
-    _no_hooks(alexnet)
+    assert_no_hooks(alexnet)
 
 
 def test_input_too_small_on_a_tiny_net():
@@ -372,7 +365,7 @@ def test_forward_errors_name_the_layer():
                                                 r"expects 10 input values per image but gets 144\.") as caught:
         summary(model, (3, 8, 8))
     assert (caught.value.layer, caught.value.expected, caught.value.got) == ("2", 10, 144)
-    _no_hooks(model)
+    assert_no_hooks(model)
     with torch.device("meta"):
         alexnet = models.get("alexnet")
     with pytest.raises(InputSizeMismatch, match=r"classifier.fc6.*9,216.*6,400\. Use the model's own input size, "
@@ -391,7 +384,7 @@ def test_forward_errors_name_the_layer():
         summary(model, (3, 8, 8))
     if sys.version_info >= (3, 11):
         assert info.value.__notes__ == ["In layer '1.0' (Fails)"]
-    _no_hooks(model)
+    assert_no_hooks(model)
 
 
 def test_model_left_as_it_was():
@@ -406,7 +399,7 @@ def test_model_left_as_it_was():
     assert [m.training for m in model.modules()] == modes
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert all(p.device.type == "cpu" for p in model.parameters())
-    _no_hooks(model)
+    assert_no_hooks(model)
 
 
 def test_meta_stand_ins_give_the_same_summary():
@@ -433,7 +426,7 @@ def test_models_that_cannot_run_on_meta_run_on_their_device():
         summary(model, (3, 8, 8), device="meta")
     s = summary(model, (3, 8, 8))
     assert [(r.name, r.output_shape, r.receptive_field) for r in s.rows] == [("conv", (4, 6, 6), 3)]
-    _no_hooks(model)
+    assert_no_hooks(model)
 
 
 # ----------------------------------------------------------------------------- views and renderings

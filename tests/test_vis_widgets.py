@@ -27,6 +27,7 @@ from cnnviz.widgets.feature_map_explorer import (TOP_CLASS, FeatureMapExplorer, 
                                                  resolve_model)
 from cnnviz.widgets.filter_gallery import FilterGallery
 from cnnviz.widgets.occlusion_explorer import OcclusionExplorer, _square, map_canvas
+from model_helpers import assert_no_hooks
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -87,10 +88,6 @@ def upload_value(data: bytes):
         return ({"name": "x.png", "type": "image/png", "size": len(data), "content": memoryview(data),
                  "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
     return {"x.png": {"metadata": {"name": "x.png", "type": "image/png", "size": len(data)}, "content": data}}
-
-
-def no_hooks(model):
-    return all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
 
 
 def example_x(model, i=0):
@@ -214,7 +211,7 @@ def test_feature_map_explorer_initial_view(tiny):
     expected = top_picture(tops.patches(tiny, data, c), tops.projections(tiny, data, c))
     np.testing.assert_array_equal(shrink(decode(e.top_view.value), expected), expected)
     assert e.top_shown == ("1", c) and "over 256 example images" in e.top_info.value
-    assert no_hooks(tiny)
+    assert_no_hooks(tiny)
 
 
 def test_feature_map_explorer_layer_changes_reuse_the_forward_pass(tiny, counting):
@@ -303,7 +300,7 @@ def test_feature_map_explorer_leaves_the_model_as_it_was():
     e.layer.value = "4"
     e.pick.value = e.pick.options[1][1]
     assert m.training and all(mod.training for mod in m.modules())
-    assert no_hooks(m)
+    assert_no_hooks(m)
 
 
 def test_feature_map_explorer_threaded_settles_on_the_last_request(tiny):
@@ -482,7 +479,8 @@ def test_attribution_explorer_maps_are_captums(tiny, attribute_calls):
     assert [c.children[0].value for c in e.gallery.children[1:]] == [
         f'<span class="cnnviz-caption">{METHODS[m]}</span>' for m in DEFAULT_METHODS]
     assert f"Explaining <b>{CLASSES[top]}</b>" in e.info.value
-    assert e.message.value == "" and no_hooks(tiny)
+    assert e.message.value == ""
+    assert_no_hooks(tiny)
 
 
 def test_attribution_explorer_methods_are_cached(tiny, attribute_calls):
@@ -517,7 +515,8 @@ def test_widgets_leave_a_training_model_as_it_was():
     OcclusionExplorer(m, threaded=False)
     AttributionExplorer(m, methods=("guided_backprop", "grad_cam"), threaded=False)
     FilterGallery(m, threaded=False)
-    assert all(mod.training for mod in m.modules()) and no_hooks(m)
+    assert all(mod.training for mod in m.modules())
+    assert_no_hooks(m)
 
 
 # ----------------------------------------------------------------------------- the real default: ShapesNet

@@ -355,6 +355,21 @@ def _map_tiles(m, channels):
     return order, tiles
 
 
+def _photos_and_keys(photos, maps, figure: str, what: str):
+    """Check that ``maps`` (photo -> {key -> map}) has at least one photo, the same keys for each, and a photo
+    in ``photos`` for each; return (photo names, keys)."""
+    names = list(maps)
+    if not names:
+        raise ValueError(f"{figure} needs the maps of at least one photo.")
+    keys = list(maps[names[0]])
+    for n in names:
+        if list(maps[n]) != keys:
+            raise ValueError(f"Every photo needs {what}; {n!r} has {list(maps[n])}, {names[0]!r} has {keys}.")
+        if n not in photos:
+            raise ValueError(f"No photo called {n!r} in photos (it has {list(photos)}).")
+    return names, keys
+
+
 def feature_map_figure(photos, maps, *, channels: int = 16, columns: int = 4, title=None) -> go.Figure:
     """Feature maps of several photos through the depth: a menu for the photo, a slider for the layer.
 
@@ -367,16 +382,7 @@ def feature_map_figure(photos, maps, *, channels: int = 16, columns: int = 4, ti
     and hover gives its maximum. The two controls are independent: the menu
     swaps the pictures of every layer at once, the slider shows one layer.
     """
-    names = list(maps)
-    if not names:
-        raise ValueError("feature_map_figure needs the maps of at least one photo.")
-    layers = list(maps[names[0]])
-    for n in names:
-        if list(maps[n]) != layers:
-            raise ValueError(f"Every photo needs the maps of the same layers; {n!r} has {list(maps[n])}, "
-                             f"{names[0]!r} has {layers}.")
-        if n not in photos:
-            raise ValueError(f"No photo called {n!r} in photos (it has {list(photos)}).")
+    names, layers = _photos_and_keys(photos, maps, "feature_map_figure", "the maps of the same layers")
     state = {}  # (photo, layer) -> (data URI, labels, hover texts)
     geometry = {}  # layer -> (label xs, label ys, mosaic height in frame units, channels, dx)
     for layer in layers:
@@ -660,16 +666,7 @@ def attribution_figure(photos, maps, labels=None, *, captions=None, columns: int
     Each map is painted over the grey photo with ``overlay`` (its 99.5th
     percentile is the hottest colour), so every panel is on its own scale.
     """
-    names = list(maps)
-    if not names:
-        raise ValueError("attribution_figure needs the maps of at least one photo.")
-    methods = list(maps[names[0]])
-    for n in names:
-        if list(maps[n]) != methods:
-            raise ValueError(f"Every photo needs the same methods; {n!r} has {list(maps[n])}, "
-                             f"{names[0]!r} has {methods}.")
-        if n not in photos:
-            raise ValueError(f"No photo called {n!r} in photos (it has {list(photos)}).")
+    names, methods = _photos_and_keys(photos, maps, "attribution_figure", "the same methods")
     labels = dict(labels or {})
     captions = dict(captions or {})
     panels = ["photo"] + [_wrap(str(labels.get(m, m))) for m in methods]
