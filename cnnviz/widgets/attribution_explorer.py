@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from cnnviz.figures.visualising import overlay
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, class_name, image_box
+from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box
 
 __all__ = ["AttributionExplorer", "DEFAULT_METHODS"]
 

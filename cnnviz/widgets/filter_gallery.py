@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from cnnviz.figures.visualising import filter_mosaic, upscale
 from cnnviz.imaging import png_bytes
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import _PhotoView
+from cnnviz.widgets._photo_view import _PhotoView
 
 __all__ = ["FilterGallery", "MODES"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnviz.figures.visualising import CLASS_COLOURS, _class_colour, colourise
 from cnnviz.widgets._base import LatestOnly, guarded, info_html
-from cnnviz.widgets.feature_map_explorer import _PhotoView, _png, class_name, image_box
+from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box
 
 __all__ = ["OcclusionExplorer", "map_canvas"]
 
