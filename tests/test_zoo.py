@@ -86,3 +86,13 @@ def test_summary_totals_agree_with_torch(name):
         model(torch.zeros(1, *size, device="meta"))
     assert s.total_macs * 2 == counter.get_total_flops()
     assert all(model.get_submodule(r.name) is not None for r in s.rows)
+
+
+def test_get_builds_on_the_device_asked_for():
+    meta = models.get("vgg16", device="meta")
+    assert all(p.device.type == "meta" for p in meta.parameters())
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in _meta("vgg16").parameters())
+    assert all(p.device.type == "cpu" for p in models.get("lenet5", device="cpu").parameters())
+    assert next(models.get("lenet5").parameters()).device.type == "cpu"  # default: torch's default device
+    with pytest.raises(ValueError, match="meta device has no values"):
+        models.get("resnet18", device="meta", pretrained=True)

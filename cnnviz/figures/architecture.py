@@ -557,17 +557,13 @@ def model_zoo_figure(names: Sequence[str] = ("vgg16", "googlenet", "resnet50", "
     """``architecture_figure`` for models of ``cnnviz.models`` by name, each on its paper's input size:
     built on the meta device (no memory), summarised with ``cnnviz.summary``, drawn with
     ``diagram_units``, with each model's totals (parameters, MACs, activation memory) as its note."""
-    import torch
-
     from cnnviz import models
     from cnnviz.summaries import summary
 
     units, notes, sizes = {}, {}, {}
     for name in names:
         c, h, w = models.info(name).input_size
-        with torch.device("meta"):
-            model = models.get(name)
-        s = summary(model, (c, h, w))
+        s = summary(models.get(name, device="meta"), (c, h, w))
         label = f"{name} ({c}×{h}×{w})"
         units[label], sizes[label] = diagram_units(s), h
         notes[label] = (f"<b>{name}</b>: {human(s.total_params)} parameters · {human(s.total_macs)} MACs · "

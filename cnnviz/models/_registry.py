@@ -13,9 +13,11 @@ the visualisation code work on any of them:
   from the input to the output: the convolution stages, blocks or modules;
 - ``model.default_input_size`` is the input ``(C, H, W)`` of the paper.
 """
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 
 __all__ = ["ModelSpec", "FeaturesThenClassifier", "register", "get", "available", "info", "families"]
@@ -111,7 +113,7 @@ def families() -> List[str]:
     return list(dict.fromkeys(_REGISTRY[n].family for n in _ordered()))
 
 
-def get(name: str, *, num_classes: Optional[int] = None, pretrained: bool = False) -> nn.Module:
+def get(name: str, *, num_classes: Optional[int] = None, pretrained: bool = False, device=None) -> nn.Module:
     """Build the model ``name`` (see ``available()``) with ``num_classes`` outputs.
 
     ``num_classes`` defaults to the paper's: 1000 for the ImageNet networks, 10
@@ -120,8 +122,16 @@ def get(name: str, *, num_classes: Optional[int] = None, pretrained: bool = Fals
     ``pretrained=True`` loads torchvision's ImageNet weights into it, for the
     models whose architecture matches torchvision's exactly; the file comes
     from the torch hub cache, or is downloaded into it when there is internet.
+
+    ``device``: where the parameters are created (default: torch's default
+    device). ``device="meta"`` gives shapes only: no memory and no random
+    initialisation, so even VGG-19 is built in milliseconds; enough for
+    ``cnnviz.summary`` and parameter counts.
     """
     spec = _lookup(name)
+    if device is not None and torch.device(device).type == "meta" and pretrained:
+        raise ValueError("A model on the meta device has no values to load weights into; build it with "
+                         "pretrained=False, or on 'cpu' or 'cuda' to load the ImageNet weights.")
     if num_classes is None:
         num_classes = spec.num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -129,7 +139,8 @@ def get(name: str, *, num_classes: Optional[int] = None, pretrained: bool = Fals
     if pretrained and spec.weights is not None and num_classes != 1000:
         raise ValueError(f"The ImageNet weights of {name} have 1000 classes; build it with num_classes=1000 "
                          "and replace the classifier afterwards (the transfer-learning chapter shows how).")
-    model = spec.builder(num_classes=num_classes, **spec.kwargs)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = spec.builder(num_classes=num_classes, **spec.kwargs)
     if pretrained:
         from cnnviz.models._weights import load_pretrained
         load_pretrained(model, spec)
