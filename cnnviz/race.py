@@ -338,8 +338,8 @@ class Race:
                     _build(kind, depth, config, self.data), self.data, epochs=config.epochs,
                     batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
                     weight_decay=config.weight_decay, milestones=config.milestones or None,
-                    augment=config.augment, device=device, seed=config.seed, log_every=log_every,
-                    checkpoint=ckpt, resume=ckpt is not None, **options)
+                    warmup_steps=self.warmup_steps, augment=config.augment, device=device, seed=config.seed,
+                    log_every=log_every, checkpoint=ckpt, resume=ckpt is not None, **options)
         first = next(iter(self.trainers.values()))
         self.device = first.device
         c, h, w = self.data.image_shape
@@ -386,11 +386,9 @@ class Race:
             raise RuntimeError("This race is over; make a new Race to train again.")
         if self._t0 is None:
             self._t0 = time.perf_counter()
-        lr = self.config.lr * (0.1 if self.step_count < self.warmup_steps else 1.0)
         for name, trainer in self.trainers.items():
             if name in self.log.diverged or trainer.done:
                 continue
-            trainer.lr = lr  # the warm-up: Trainer divides this by 10 at each milestone
             try:
                 trainer.step()
             except TrainingDiverged as err:

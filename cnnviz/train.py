@@ -441,7 +441,7 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, data: TensorData, *, epochs: int, batch_size: int = 128,
                  lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4, milestones=None,
-                 augment: bool = True, pad: int = None, flip: bool = True, device=None, amp=None,
+                 warmup_steps: int = 0, augment: bool = True, pad: int = None, flip: bool = True, device=None, amp=None,
                  channels_last=None, seed: int = None, checkpoint=None, resume: bool = False,
                  restart_if_corrupt: bool = False, log_every: int = None, train_eval_size: int = 0,
                  on_log=None, on_epoch=None, progress: bool = True):
@@ -476,6 +476,10 @@ class Trainer:
         self.steps_per_epoch = n_train // self.batch_size
         self.total_steps = self.epochs * self.steps_per_epoch
         self.milestones = self._milestone_steps(milestones)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps is how many steps to train at lr/10 first: 0 or more; "
+                             f"got {warmup_steps!r}.")
+        self.warmup_steps = warmup_steps
         self.log_every = (max(1, self.steps_per_epoch // 20) if log_every is None
                           else _positive_int(log_every, "log_every"))
         self.on_log, self.on_epoch, self.progress = on_log, on_epoch, progress
@@ -538,8 +542,9 @@ class Trainer:
 
     @property
     def current_lr(self) -> float:
-        """The learning rate of the next step."""
-        return self.lr * 0.1 ** sum(self.step_count >= m for m in self.milestones)
+        """The learning rate of the next step: ``lr``, divided by 10 during the warm-up and at each milestone."""
+        warm = self.step_count < self.warmup_steps
+        return self.lr * 0.1 ** (warm + sum(self.step_count >= m for m in self.milestones))
 
     def _milestone_steps(self, milestones) -> tuple:
         if milestones is None:

@@ -150,6 +150,20 @@ def test_fit_wrapper_milestones_and_progress_bar(small, capsys):
     assert "32/32" in capsys.readouterr().err                           # tqdm's bar: 4 epochs of 8 steps
 
 
+def test_warm_up_at_a_tenth_then_the_milestones(small):
+    """He et al.'s warm-up: lr / 10 for the first steps, then lr, then / 10 at each milestone; the optimiser
+    uses exactly the rate ``current_lr`` announces."""
+    t = Trainer(tiny_cnn(), small, epochs=2, batch_size=64, lr=0.1, warmup_steps=3, milestones=(1,), **QUIET)
+    rates = []
+    while not t.done:
+        announced = t.current_lr
+        t.step()
+        assert t.optimizer.param_groups[0]["lr"] == pytest.approx(announced)
+        rates.append(announced)
+    steps = t.steps_per_epoch                                             # the milestone: epoch 1
+    assert rates == pytest.approx([0.01] * 3 + [0.1] * (steps - 3) + [0.01] * steps)
+
+
 def _trainer(data, path=None, *, model_seed=0, **kw):
     args = dict(epochs=4, batch_size=64, lr=0.05, seed=3, log_every=3, checkpoint=path, **QUIET)
     args.update(kw)
@@ -239,7 +253,7 @@ def test_nan_found_at_the_next_log_point_when_checks_are_deferred(small):
     (dict(epochs=0), "epochs"), (dict(epochs=1.5), "epochs"),
     (dict(milestones=(5,)), "not before the end"), (dict(milestones=(-1,)), "milestones"),
     (dict(momentum=1.0), "momentum"), (dict(weight_decay=-1), "weight_decay"), (dict(log_every=0), "log_every"),
-    (dict(amp="fp8"), "amp"),
+    (dict(amp="fp8"), "amp"), (dict(warmup_steps=-1), "warmup_steps"), (dict(warmup_steps=1.5), "warmup_steps"),
 ])
 def test_bad_arguments_are_explained(small, kw, match):
     args = dict(epochs=2, batch_size=32, **QUIET)
