@@ -91,17 +91,30 @@ def _check_bias(bias):
     return int(bias)
 
 
-def conv_params(c_in, c_out, f, bias=True) -> int:
+def conv_params(c_in, c_out, f, bias=True, groups=1) -> int:
     """Learned parameters of a convolution layer: ``c_out·(f·f·c_in + 1)`` with a bias.
 
     Each of the ``c_out`` filters has ``f·f·c_in`` weights and one bias, shared
     by every output position (so the count is independent of the image size).
-    Equals ``sum(p.numel() for p in nn.Conv2d(c_in, c_out, f, bias=bias).parameters())``.
+    ``f`` is the side of a square kernel, or a pair ``(f_h, f_w)`` for a
+    rectangular one. With ``groups`` > 1 (AlexNet's two-GPU layers, depthwise
+    convolutions) each filter sees only ``c_in / groups`` input channels:
+    ``c_out·(f_h·f_w·c_in/groups + 1)``. Equals
+    ``sum(p.numel() for p in nn.Conv2d(c_in, c_out, f, bias=bias, groups=groups).parameters())``.
     """
     c_in = _check_int("c_in (input channels)", c_in, 1)
     c_out = _check_int("c_out (number of filters)", c_out, 1)
-    f = _check_int("f (kernel size)", f, 1)
-    return c_out * (f * f * c_in + _check_bias(bias))
+    if isinstance(f, (tuple, list)):
+        if len(f) != 2:
+            raise ValueError(f"f (kernel size) is one number or a pair (f_h, f_w), got {f!r}.")
+        f_h, f_w = (_check_int("f (kernel size)", v, 1) for v in f)
+    else:
+        f_h = f_w = _check_int("f (kernel size)", f, 1)
+    groups = _check_int("groups", groups, 1)
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide both c_in ({c_in}) and c_out ({c_out}): each group "
+                         f"takes c_in / groups input channels and makes c_out / groups of the outputs.")
+    return c_out * (f_h * f_w * (c_in // groups) + _check_bias(bias))
 
 
 def dense_params(n_in, n_out, bias=True) -> int:

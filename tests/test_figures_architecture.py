@@ -19,9 +19,8 @@ from cnnviz.figures import architecture as fa
 from cnnviz.layers import conv_macs
 from cnnviz.models.googlenet import INCEPTION_WIDTHS, inception_cost
 from cnnviz.plot import as_html
+from browser import chromium
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -258,10 +257,6 @@ def test_inception_cost_figure_refuses_bad_reductions():
 @pytest.mark.browser
 def test_static_twins_respond_in_a_browser(tmp_path):
     """Both twins in chromium with the local plotly.js: the menu and the slider change what is drawn."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
     js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     arch = fa.architecture_figure({n: fa.diagram_units(summarise(n)) for n in ("vgg16", "resnet50")},
                                   title="architectures", input_sizes={"vgg16": 224, "resnet50": 224})
@@ -270,8 +265,7 @@ def test_static_twins_respond_in_a_browser(tmp_path):
     (tmp_path / "twins.html").write_text(page_html, encoding="utf-8")
     state = ("(gd) => JSON.stringify([gd._fullData.map(t => t.visible), "
              "(gd.layout.annotations || []).map(a => a.text), gd.layout.shapes])")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -298,5 +292,4 @@ def test_static_twins_respond_in_a_browser(tmp_path):
         assert architecture.evaluate(state) != before
         inception.screenshot(path="/tmp/cnnviz_inception_cost_figure.png")
         architecture.screenshot(path="/tmp/cnnviz_architecture_figure.png")
-        browser.close()
     assert errors == []

@@ -15,9 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnviz import accuracy, models, summary
 from cnnviz.figures import comparison as cmp
 from cnnviz.plot import as_html
+from browser import chromium
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # the models of the chart, and a few others (CIFAR, LeNet, the one-tower AlexNet)
 CHART_RESULTS = [r for r in accuracy.imagenet_results() if r.single_model and r.crops in (1, 10, None)]
 NAMES = sorted({r.model for r in CHART_RESULTS} | {"lenet5", "lenet5_1998", "alexnet", "nin", "resnet20",
@@ -212,37 +211,29 @@ _STATE = """(gd) => JSON.stringify({x: gd._fullData.map(t => t.x), y: gd._fullDa
 
 @pytest.mark.browser
 def test_menus_work_in_chromium_with_no_kernel(tmp_path, fig):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium.")
-    from playwright.sync_api import sync_playwright
-
     (tmp_path / "plotly.min.js").write_bytes((Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
                                              .read_bytes())
     (tmp_path / "page.html").write_text("<html><head><meta charset='utf-8'><script src='plotly.min.js'></script>"
                                         "</head><body>" + as_html(fig) + "</body></html>", encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            page.goto((tmp_path / "page.html").as_uri())
-            page.wait_for_function("() => document.querySelectorAll('div.js-plotly-plot').length == 1")
-            gd = page.locator("div.js-plotly-plot").first
-            state = lambda: json.loads(gd.evaluate(_STATE))  # noqa: E731
-            before = state()
-            for k, label in ((0, cmp.X_AXES["params"][0]), (1, cmp.Y_AXES["top5"][0]), (2, cmp.SHOW["paper"][0])):
-                gd.locator(".updatemenu-header-group").nth(k).click()
-                gd.locator(".updatemenu-item-text", has_text=label).click()
-                page.wait_for_timeout(400)
-                after = state()
-                assert after != before, f"menu {k} changed nothing"
-                before = after
-            assert after["xtitle"] == cmp.X_AXES["params"][1]
-            assert after["notes"][:2] == [cmp.X_AXES["params"][3], cmp.Y_AXES["top5"][3]]
-            data = _data(fig)
-            assert after["visible"][:len(data)] == [t.meta["origin"] == "paper" for t in data]
-            assert errors == []
-        finally:
-            browser.close()
+        page.goto((tmp_path / "page.html").as_uri())
+        page.wait_for_function("() => document.querySelectorAll('div.js-plotly-plot').length == 1")
+        gd = page.locator("div.js-plotly-plot").first
+        state = lambda: json.loads(gd.evaluate(_STATE))  # noqa: E731
+        before = state()
+        for k, label in ((0, cmp.X_AXES["params"][0]), (1, cmp.Y_AXES["top5"][0]), (2, cmp.SHOW["paper"][0])):
+            gd.locator(".updatemenu-header-group").nth(k).click()
+            gd.locator(".updatemenu-item-text", has_text=label).click()
+            page.wait_for_timeout(400)
+            after = state()
+            assert after != before, f"menu {k} changed nothing"
+            before = after
+        assert after["xtitle"] == cmp.X_AXES["params"][1]
+        assert after["notes"][:2] == [cmp.X_AXES["params"][3], cmp.Y_AXES["top5"][3]]
+        data = _data(fig)
+        assert after["visible"][:len(data)] == [t.meta["origin"] == "paper" for t in data]
+        assert errors == []

@@ -21,12 +21,11 @@ from cnnviz.figures import receptive as fr
 from cnnviz.plot import as_html
 from cnnviz.receptive_field import (PRESETS, Layer, effective_receptive_field, erf_stats, input_rect, layer_sizes,
                                     receptive_field)
+from browser import chromium
 
 NAMES = list(PRESETS)
 OUTLINE = np.array(fr.OUTLINE, dtype=np.uint8)
 MASS = np.array(fr.MASS, dtype=np.uint8)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def _decode(source: str) -> np.ndarray:
@@ -411,10 +410,6 @@ _STATE = """(gd) => JSON.stringify({src: (""" + _HASH + """)(gd._fullData[0].sou
 
 @pytest.mark.browser
 def test_figures_work_in_chromium_with_no_kernel(tmp_path, photo):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium.")
-    from playwright.sync_api import sync_playwright
-
     (tmp_path / "plotly.min.js").write_bytes((Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
                                              .read_bytes())
     names = ["3×[3×3]", "AlexNet conv1–pool2", "LeNet-5 conv–pool"]
@@ -422,47 +417,43 @@ def test_figures_work_in_chromium_with_no_kernel(tmp_path, photo):
     (tmp_path / "page.html").write_text("<html><head><meta charset='utf-8'><script src='plotly.min.js'></script>"
                                         "</head><body>" + "".join(as_html(f) for f in figs) + "</body></html>",
                                         encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            page.goto((tmp_path / "page.html").as_uri())
-            page.wait_for_function("() => document.querySelectorAll('div.js-plotly-plot').length == 2")
-            gd = page.locator("div.js-plotly-plot").nth(0)
-            state = lambda g=gd: __import__("json").loads(g.evaluate(_STATE))  # noqa: E731
-            start = state()
-            assert start["sliders"] == [True, False, False] and start["range"][0] > start["range"][1]
-            assert "3×[3×3]" in start["note"][0]
+        page.goto((tmp_path / "page.html").as_uri())
+        page.wait_for_function("() => document.querySelectorAll('div.js-plotly-plot').length == 2")
+        gd = page.locator("div.js-plotly-plot").nth(0)
+        state = lambda g=gd: __import__("json").loads(g.evaluate(_STATE))  # noqa: E731
+        start = state()
+        assert start["sliders"] == [True, False, False] and start["range"][0] > start["range"][1]
+        assert "3×[3×3]" in start["note"][0]
 
-            gd.locator(".updatemenu-header-group").click()
-            gd.locator(".updatemenu-item-text", has_text="AlexNet").click()
-            page.wait_for_timeout(400)
-            alex = state()
-            assert alex["sliders"] == [False, True, False] and alex["src"] != start["src"]
-            assert "AlexNet" in alex["note"][0] and "layer 4 (pool2)" in alex["note"][0]
-            assert alex["range"] == [226.5, -0.5]  # 227×227, row 0 on top
-            rails = gd.locator(".slider-rail-rect")
-            visible = [k for k in range(rails.count()) if rails.nth(k).is_visible()]
-            assert len(visible) == 1  # only AlexNet's slider
-            box = rails.nth(visible[0]).bounding_box()
-            page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)  # layer 1
-            page.wait_for_timeout(400)
-            conv1 = state()
-            assert conv1["src"] != alex["src"] and "layer 1 (conv1)" in conv1["note"][0]
-            assert "r = 11 px" in conv1["note"][0] and conv1["range"] == [226.5, -0.5]
+        gd.locator(".updatemenu-header-group").click()
+        gd.locator(".updatemenu-item-text", has_text="AlexNet").click()
+        page.wait_for_timeout(400)
+        alex = state()
+        assert alex["sliders"] == [False, True, False] and alex["src"] != start["src"]
+        assert "AlexNet" in alex["note"][0] and "layer 4 (pool2)" in alex["note"][0]
+        assert alex["range"] == [226.5, -0.5]  # 227×227, row 0 on top
+        rails = gd.locator(".slider-rail-rect")
+        visible = [k for k in range(rails.count()) if rails.nth(k).is_visible()]
+        assert len(visible) == 1  # only AlexNet's slider
+        box = rails.nth(visible[0]).bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)  # layer 1
+        page.wait_for_timeout(400)
+        conv1 = state()
+        assert conv1["src"] != alex["src"] and "layer 1 (conv1)" in conv1["note"][0]
+        assert "r = 11 px" in conv1["note"][0] and conv1["range"] == [226.5, -0.5]
 
-            erf = page.locator("div.js-plotly-plot").nth(1)
-            before = erf.evaluate(_SRC)
-            rail = erf.locator(".slider-rail-rect").nth(0)
-            rail.scroll_into_view_if_needed()
-            box = rail.bounding_box()
-            page.mouse.click(box["x"] + 3, box["y"] + box["height"] / 2)
-            page.wait_for_timeout(400)
-            assert erf.evaluate(_SRC) != before
-            assert re.search(r"1×\[3×3\]", erf.evaluate("(gd) => gd._fullLayout.annotations[0].text"))
-            assert errors == []
-        finally:
-            browser.close()
+        erf = page.locator("div.js-plotly-plot").nth(1)
+        before = erf.evaluate(_SRC)
+        rail = erf.locator(".slider-rail-rect").nth(0)
+        rail.scroll_into_view_if_needed()
+        box = rail.bounding_box()
+        page.mouse.click(box["x"] + 3, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(400)
+        assert erf.evaluate(_SRC) != before
+        assert re.search(r"1×\[3×3\]", erf.evaluate("(gd) => gd._fullLayout.annotations[0].text"))
+        assert errors == []

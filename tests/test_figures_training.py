@@ -15,6 +15,7 @@ from cnnviz.data import digits_tensors
 from cnnviz.figures.training import gradient_figure, net_label, race_figure, race_svg, race_table
 from cnnviz.race import EMBEDDED, Gradients, Race, RaceLog
 from cnnviz.train import TensorData
+from browser import chromium
 
 TINY = EMBEDDED.replace(depths=(8, 14), width=4, epochs=3, batch_size=64, logs_per_epoch=2, warmup_epochs=0.5)
 
@@ -140,25 +141,19 @@ def test_gradient_figure_is_log_scaled():
 
 # ----------------------------------------------------------------------------- in a real browser
 
-CHROMIUM = "/usr/bin/chromium"
 STATE = """(gd) => JSON.stringify([gd._fullData.map(t => t._length), gd._fullLayout.title.subtitle.text,
                                    JSON.stringify(gd.layout.shapes)])"""
 
 
 @pytest.mark.browser
 def test_slider_and_play_change_the_figure_with_no_kernel(log, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from cnnviz.plot import as_html
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium.")
     js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     page_file = tmp_path / "race.html"
     page_file.write_text(f"<html><head><meta charset='utf-8'><script src='{js.as_uri()}'></script></head>"
                          f"<body>{as_html(race_figure(log))}</body></html>", encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -179,4 +174,3 @@ def test_slider_and_play_change_the_figure_with_no_kernel(log, tmp_path):
         page.wait_for_timeout(150 * len(log) + 1500)
         assert json.loads(gd.evaluate(STATE)) == [lengths, status, shapes]
         assert errors == []
-        browser.close()

@@ -16,13 +16,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from browser import chromium, require_chromium
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "widgets/kernel_editor.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHOTS = Path("/tmp")
 START_TIMEOUT = 120  # seconds for JupyterLab to answer (~20 s on 2 cores)
 WAIT_MS = 120_000  # kernel start + torch import + first render
@@ -59,8 +58,7 @@ def _stop(proc):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving the repository: yields its base URL and token."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium.")
+    require_chromium()
     home = tmp_path_factory.mktemp("lab")
     for name, text in SETTINGS.items():
         (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -100,12 +98,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_kernel_editor_in_jupyterlab(lab, browser):

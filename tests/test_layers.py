@@ -107,6 +107,16 @@ def test_conv_params_match_nn_conv2d(bias):
 
 
 @pytest.mark.parametrize("bias", [True, False])
+def test_conv_params_rectangular_and_grouped_match_nn_conv2d(bias):
+    for c_in, c_out, f, groups in itertools.product([4, 12], [8, 24], [(1, 7), (3, 5), [2, 1], 3], [1, 2, 4]):
+        layer = nn.Conv2d(c_in, c_out, tuple(f) if isinstance(f, list) else f, bias=bias, groups=groups,
+                          device="meta")
+        assert conv_params(c_in, c_out, f, bias, groups) == sum(p.numel() for p in layer.parameters())
+    # AlexNet's conv2 on two GPUs (Krizhevsky et al. 2012): 256 filters of 5×5×48, half the weights of 5×5×96
+    assert conv_params(96, 256, 5, groups=2) == 256 * (5 * 5 * 48 + 1)
+
+
+@pytest.mark.parametrize("bias", [True, False])
 def test_dense_params_match_nn_linear(bias):
     for n_in, n_out in [(1, 1), (3072, 4704), (4096, 1000), (84, 10)]:
         layer = nn.Linear(n_in, n_out, bias=bias, device="meta")
@@ -126,6 +136,10 @@ def test_conv_macs_is_outputs_times_weights_per_filter():
     (conv_params, (3, -1, 5), "c_out (number of filters) must be at least 1, got -1"),
     (conv_params, (3, 6, 2.5), "f (kernel size) must be a whole number"),
     (conv_params, (3, 6, 5, "yes"), "bias must be True or False"),
+    (conv_params, (3, 6, (3, 3, 3)), "one number or a pair"),
+    (conv_params, (3, 6, (3, 0)), "f (kernel size) must be at least 1"),
+    (conv_params, (3, 6, 3, True, 2), "groups=2 must divide both c_in (3)"),
+    (conv_params, (4, 6, 3, True, 0), "groups must be at least 1"),
     (dense_params, (0, 10), "n_in (input units) must be at least 1"),
     (dense_params, (10, 0), "n_out (output units) must be at least 1"),
     (dense_params, (10, 1.0), "n_out (output units) must be a whole number"),

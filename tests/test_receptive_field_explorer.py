@@ -20,7 +20,8 @@ from cnnviz.data import load_image
 from cnnviz.figures.receptive import input_photo, input_size_for, rf_overlay, unit_note
 from cnnviz.receptive_field import PRESETS, Layer, input_rect, layer_sizes, receptive_field
 from cnnviz.widgets.receptive_field_explorer import MAX_LAYERS, ReceptiveFieldExplorer
-from test_lab_browser import ARGS, CHROMIUM, WAIT_MS, lab  # noqa: F401  its JupyterLab server (tests/ is on the path)
+from browser import chromium
+from test_lab_browser import WAIT_MS, lab  # noqa: F401  its JupyterLab server (tests/ is on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = list(PRESETS)
@@ -447,14 +448,11 @@ def test_works_with_ipywidgets_7():
 def test_explorer_in_jupyterlab(lab):  # noqa: F811  (the fixture imported above)
     """The instructor's notebook in JupyterLab (tests/test_lab_browser.py's server): run all, choose
     AlexNet, type a bad stride. Screenshots go to /tmp/lab_receptive_field_*.png."""
-    from playwright.sync_api import sync_playwright
-
     base, token = lab
     notebook = "widgets/receptive_field_explorer.ipynb"
     original = (ROOT / notebook).read_bytes()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1600, "height": 1500})
             page.set_default_timeout(WAIT_MS)
             errors = []
@@ -489,6 +487,5 @@ def test_explorer_in_jupyterlab(lab):  # noqa: F811  (the fixture imported above
             assert overlay.get_attribute("src") == shown  # the last good picture stays
             widget.screenshot(path="/tmp/lab_receptive_field_3_bad_stride.png")
             assert errors == []
-            browser.close()
     finally:
         assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
