@@ -6,6 +6,7 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+WAIT_MS = 120_000  # a widget notebook in JupyterLab: kernel start + torch import + first render
 
 
 def require_chromium():

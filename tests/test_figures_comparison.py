@@ -9,7 +9,6 @@ import plotly
 import pytest
 import torch
 import torch.nn as nn
-import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnviz import accuracy, models, summary

@@ -20,8 +20,7 @@ from cnnviz.data import load_image
 from cnnviz.figures.receptive import input_photo, input_size_for, rf_overlay, unit_note
 from cnnviz.receptive_field import PRESETS, Layer, input_rect, layer_sizes, receptive_field
 from cnnviz.widgets.receptive_field_explorer import MAX_LAYERS, ReceptiveFieldExplorer
-from browser import chromium
-from test_lab_browser import WAIT_MS, lab  # noqa: F401  its JupyterLab server (tests/ is on the path)
+from browser import WAIT_MS, chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = list(PRESETS)
@@ -445,8 +444,8 @@ def test_works_with_ipywidgets_7():
 # ----------------------------------------------------------------------------- once in a real browser
 
 @pytest.mark.browser
-def test_explorer_in_jupyterlab(lab):  # noqa: F811  (the fixture imported above)
-    """The instructor's notebook in JupyterLab (tests/test_lab_browser.py's server): run all, choose
+def test_explorer_in_jupyterlab(lab):
+    """The instructor's notebook in JupyterLab (the lab fixture of tests/conftest.py): run all, choose
     AlexNet, type a bad stride. Screenshots go to /tmp/lab_receptive_field_*.png."""
     base, token = lab
     notebook = "widgets/receptive_field_explorer.ipynb"
