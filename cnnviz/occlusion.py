@@ -19,6 +19,7 @@ Speed: the occluded copies differ from the image only inside the patch, so
 ``cnnviz.incremental`` recomputes, layer by layer, only the region the patch
 reaches (Nakandala et al. 2019); the rest is copied from one ordinary pass.
 """
+import warnings
 from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional
@@ -144,10 +145,20 @@ def _engine(model, x, fill_x, patch):
     """An ``Incremental`` for ``x`` when the model can be traced and a patch saves enough work, else None."""
     try:
         engine = Incremental(model, x)
+        c = (x.shape[-1] - patch) // 2
+        share = engine.fraction(fill_x[:, :, c:c + patch, c:c + patch])
     except NotTraceable:
         return None                                                               # every copy in full
-    c = (x.shape[-1] - patch) // 2
-    return engine if engine.fraction(fill_x[:, :, c:c + patch, c:c + patch]) <= WORTH_IT else None
+    except Exception as e:  # a model incremental inference gets wrong must still get its map
+        _fall_back(e)
+        return None
+    return engine if share <= WORTH_IT else None
+
+
+def _fall_back(error):
+    warnings.warn(f"Incremental inference failed on this model ({type(error).__name__}: {error}); every occluded "
+                  f"copy now runs through the whole network instead (the same map, more slowly). "
+                  f"occlusion(..., incremental=False) does so from the start.", RuntimeWarning, stacklevel=4)
 
 
 def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, patch: int = 32, stride: int = 8,
@@ -183,12 +194,17 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
         i, j = order_r[start:start + batch_size], order_c[start:start + batch_size]
         with eval_mode(model), torch.inference_mode():
             r0, c0 = rows[i].to(x.device), cols[j].to(x.device)                   # (B,)
+            p = None
             if engine is not None:
                 box = torch.arange(patch, device=x.device)
                 fill_rows, fill_cols = (r0[:, None] + box)[:, :, None], (c0[:, None] + box)[:, None, :]
                 content = fill_x[0].permute(1, 2, 0)[fill_rows, fill_cols].permute(0, 3, 1, 2)  # (B, 3, p, p)
-                p = torch.softmax(engine.run(r0, c0, content).float(), dim=1)
-            else:
+                try:
+                    p = torch.softmax(engine.run(r0, c0, content).float(), dim=1)
+                except Exception as e:  # as in _engine: the map still comes, from whole runs
+                    _fall_back(e)
+                    engine, result.method = None, "full"
+            if p is None:
                 p = _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last)
             top_prob, top_class = p.max(dim=1)
             p_target = p[:, target].cpu()
@@ -223,6 +239,8 @@ def occlusion(model: nn.Module, image, *, target: Optional[int] = None, patch: i
     used when the model can be traced by ``torch.fx`` and a patch saves at
     least 40 % of the work (``WORTH_IT``), otherwise every copy runs
     through the whole network. ``incremental=False`` always runs them whole.
+    Should incremental inference fail on a model, the map is still computed,
+    from whole runs, with a ``RuntimeWarning`` saying so.
 
     Returns an ``OcclusionMap`` (all positions done). The model is run in eval
     mode without gradients; its train/eval flags are restored and no hook is

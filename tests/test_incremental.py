@@ -251,3 +251,23 @@ def test_bad_boxes_say_what_is_wrong(top, left, content, match):
         engine = Incremental(models.get("shapesnet").eval(), torch.zeros(1, 3, 16, 16))
         with pytest.raises(ValueError, match=match):
             engine.run(torch.tensor(top), torch.tensor(left), content)
+
+
+@pytest.mark.parametrize("where", ["__init__", "run"])
+def test_a_failure_of_incremental_inference_still_gives_the_map(where, monkeypatch):
+    """Should incremental inference ever fail on a model, the map comes from whole runs, with a warning."""
+    torch.manual_seed(0)
+    model = models.get("resnet18")
+    model.cnnviz_preprocess = Preprocess(64, (0.5,) * 3, (0.25,) * 3)
+    x = torch.randn(1, 3, 64, 64)
+    expected = occlusion(model, x, patch=12, stride=13, incremental=False)
+    monkeypatch.setattr("cnnviz.occlusion.WORTH_IT", 1.0)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a shape this module got wrong")
+
+    monkeypatch.setattr(Incremental, where, broken)
+    with pytest.warns(RuntimeWarning, match="a shape this module got wrong.*whole network"):
+        got = occlusion(model, x, patch=12, stride=13, batch_size=7)
+    assert got.method == "full"
+    assert torch.allclose(got.prob, expected.prob, atol=1e-5)
