@@ -252,6 +252,15 @@ class _PhotoView(View):
             self._wanted_target = self._wanted_from(change["new"])
         self._request()
 
+    def _apply(self, image, target):
+        """The end of ``set``: keep ``target`` (unless "keep"), then one computation, for ``image`` if given."""
+        if target != "keep":
+            self._keep_target(target)
+        if image is not None:
+            self.set_image(image)
+        else:
+            self._request()
+
     def _keep_target(self, target):
         """``set(target=...)``: the class to explain from now on (None: each photo's top class)."""
         self._wanted_target = target

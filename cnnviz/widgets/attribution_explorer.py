@@ -108,12 +108,7 @@ class AttributionExplorer(_PhotoView):
             with self._quietly():
                 for m, b in self.methods.items():
                     b.value = m in methods
-        if target != "keep":
-            self._keep_target(target)
-        if image is not None:
-            self.set_image(image)
-        else:
-            self._request()
+        self._apply(image, target)
 
     # ------------------------------------------------------------------ callbacks
     def _request(self):

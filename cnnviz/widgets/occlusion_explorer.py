@@ -151,12 +151,7 @@ class OcclusionExplorer(_PhotoView):
                 self.patch.value = int(patch)
             if stride is not None:
                 self.stride.value = int(stride)
-        if target != "keep":
-            self._keep_target(target)
-        if image is not None:
-            self.set_image(image)
-        else:
-            self._request()
+        self._apply(image, target)
 
     # ------------------------------------------------------------------ callbacks
     def _request(self):
