@@ -346,11 +346,20 @@ def test_occlusion_explorer_shows_the_occlusion_map(tiny):
     name = CLASSES[oracle.target]
     assert f"p(<b>{name}</b>) = {oracle.base_prob:.3f} without the square" in e.info.value
     assert "done: 169 positions" in e.info.value
+    assert ("by incremental inference" in e.info.value) == (oracle.method == "incremental")
     # the class menu: the top class first, then every class from the most to the least probable
     probs = torch.softmax(tiny(p.x), 1)[0]
     order = torch.argsort(probs, descending=True).tolist()
     assert [v for _, v in e.target.options] == [TOP_CLASS] + order and e.target.value == TOP_CLASS
     assert e.target.options[0][0].startswith(f"top class: {name}")
+
+
+@pytest.mark.parametrize("worth_it, said", [(1.0, True), (0.0, False)])
+def test_occlusion_explorer_says_when_the_map_came_by_incremental_inference(tiny, monkeypatch, worth_it, said):
+    monkeypatch.setattr("cnnviz.occlusion.WORTH_IT", worth_it)  # 1.0: always worth it; 0.0: never
+    e = OcclusionExplorer(tiny, threaded=False)
+    assert e.result.method == ("incremental" if said else "full")
+    assert ("by incremental inference" in e.info.value) == said
 
 
 def test_occlusion_explorer_fills_in_batch_by_batch(tiny, monkeypatch):

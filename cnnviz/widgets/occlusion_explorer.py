@@ -227,7 +227,8 @@ class OcclusionExplorer(_PhotoView):
             f'{class_name(names, c)}</div>' for c in present)
         n, total = int(done.sum()), done.size
         secs = time.perf_counter() - t0
-        state = (f"done: {total} positions in {secs:.2f} s" if final else
+        how = " by incremental inference" if getattr(m, "method", "full") == "incremental" else ""
+        state = (f"done: {total} positions in {secs:.2f} s{how}" if final else
                  f"⏳ {n} of {total} positions ({secs:.1f} s)…")
         self.info.value = info_html(
             f"p(<b>{class_name(names, int(m.target))}</b>) = {float(m.base_prob):.3f} without the square; "
