@@ -146,7 +146,7 @@ def main():
           f"multiply-adds (less at the borders).")
     print(f"Occlusion on a GPU (estimate): the 625 full forward passes cost {flops / 1e12:.2f} TFLOP; at a sustained")
     print("float32 rate of " + ", ".join(f"{r:g} TFLOP/s ({g}) ≈ {flops / (r * 1e12) * 1e3:,.0f} ms"
-                                         for g, r in GPUS.items()) + ",")
+                                         for g, r in GPUS.items()) + ".")
     print(f"Incrementally the operations shrink to about {share:.0%}; whether a GPU gains as much from many small "
           f"windows is not measured here.")
 
