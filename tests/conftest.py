@@ -1,4 +1,4 @@
-"""Fixtures shared by test files: a JupyterLab server for the browser tests of widget notebooks."""
+"""Fixtures shared by test files: a JupyterLab server and a chromium for the browser tests of widget notebooks."""
 import os
 import secrets
 import socket
@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import require_chromium
+from browser import chromium, require_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 120  # seconds for JupyterLab to answer (~20 s on 2 cores)
@@ -79,3 +79,10 @@ def lab(tmp_path_factory):
     finally:
         _stop(proc)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    """Chromium for the notebooks of ``lab`` (a test module may define its own ``browser`` instead)."""
+    with chromium() as b:
+        yield b

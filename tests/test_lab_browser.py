@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from browser import WAIT_MS, chromium
+from browser import WAIT_MS
 
 pytestmark = pytest.mark.browser
 
@@ -21,12 +21,6 @@ SHOTS = Path("/tmp")
 # The kernel editor's output is the second widget image inside the editor (input first).
 OUTPUT_IMG = ".cnnviz-ke img.widget-image >> nth=1"
 CELL_INPUT = ".cnnviz-ke .cnnviz-cell input"
-@pytest.fixture(scope="module")
-def browser(lab):
-    with chromium() as b:
-        yield b
-
-
 def test_kernel_editor_in_jupyterlab(lab, browser):
     base, token = lab
     original = (ROOT / NOTEBOOK).read_bytes()

@@ -17,7 +17,7 @@ from cnnviz.data import digits_tensors
 from cnnviz.race import EMBEDDED
 from cnnviz.train import TensorData, TrainingDiverged
 from cnnviz.widgets.live_training import LiveTraining
-from test_lab_browser import SHOTS, _check_offline_and_quiet, _run_notebook, browser, lab  # noqa: F401  (fixtures)
+from test_lab_browser import SHOTS, _check_offline_and_quiet, _run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 IPYW7 = ROOT / ".venv" / "ipywidgets7"
