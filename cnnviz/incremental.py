@@ -234,7 +234,9 @@ class Incremental:
         raise RuntimeError("the traced graph has no output")  # fx graphs always end in one
 
     def _step(self, node: fx.Node, args, kwargs):
-        patches = [a for a in args if isinstance(a, _Patch)]
+        found = []  # the patches among the arguments, also inside lists (torch.cat's)
+        fx.node.map_aggregate((args, kwargs), lambda a: found.append(a) if isinstance(a, _Patch) else None)
+        patches = bool(found)
         if node.op == "call_module":
             module = self.modules[node.target]
             if patches and len(args) == 1 and not kwargs:

@@ -271,3 +271,24 @@ def test_a_failure_of_incremental_inference_still_gives_the_map(where, monkeypat
         got = occlusion(model, x, patch=12, stride=13, batch_size=7)
     assert got.method == "full"
     assert torch.allclose(got.prob, expected.prob, atol=1e-5)
+
+
+class Concat(nn.Module):
+    """Two branches concatenated along channels, then a convolution (Inception and DenseNet blocks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 2, 1)
+        self.c = nn.Conv2d(6, 5, 3, padding=1)
+
+    def forward(self, x):
+        return self.c(torch.cat([self.a(x), F.relu(self.b(x))], 1)).mean((2, 3))
+
+
+def test_a_concatenation_keeps_the_saving():
+    """The convolution after torch.cat still runs on windows only, and its outputs are exact."""
+    engine = _check(Concat(), 32, 4)
+    with torch.inference_mode():
+        rows = engine.regions(torch.zeros(1, 3, 4, 4))
+    assert [name for name, _, _ in rows] == ["a", "b", "c"]
+    assert rows[-1][1] == (8, 8) and rows[-1][2] == (32, 32)  # 4 + 2 (a's reach) + 2 (c's reach)
