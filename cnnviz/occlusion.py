@@ -190,13 +190,13 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
     grid_r, grid_c = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
     order_r, order_c = grid_r.reshape(-1), grid_c.reshape(-1)                     # positions, row by row
     channels_last = x.device.type in ("cpu", "cuda")  # oneDNN and cuDNN convolutions are faster that way
+    box = torch.arange(patch, device=x.device)                                    # a patch's rows and columns
     for start in range(0, hp * wp, batch_size):
         i, j = order_r[start:start + batch_size], order_c[start:start + batch_size]
         with eval_mode(model), torch.inference_mode():
             r0, c0 = rows[i].to(x.device), cols[j].to(x.device)                   # (B,)
             p = None
             if engine is not None:
-                box = torch.arange(patch, device=x.device)
                 fill_rows, fill_cols = (r0[:, None] + box)[:, :, None], (c0[:, None] + box)[:, None, :]
                 content = fill_x[0].permute(1, 2, 0)[fill_rows, fill_cols].permute(0, 3, 1, 2)  # (B, 3, p, p)
                 try:

@@ -441,8 +441,8 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, data: TensorData, *, epochs: int, batch_size: int = 128,
                  lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4, milestones=None,
-                 warmup_steps: int = 0, augment: bool = True, pad: int = None, flip: bool = True, device=None, amp=None,
-                 channels_last=None, seed: int = None, checkpoint=None, resume: bool = False,
+                 warmup_steps: int = 0, augment: bool = True, pad: int = None, flip: bool = True, device=None,
+                 amp=None, channels_last=None, seed: int = None, checkpoint=None, resume: bool = False,
                  restart_if_corrupt: bool = False, log_every: int = None, train_eval_size: int = 0,
                  on_log=None, on_epoch=None, progress: bool = True):
         if not isinstance(model, torch.nn.Module):

@@ -6,6 +6,7 @@ widgets/kernel_editor.ipynb, runs all cells and edits the kernel grid like a
 person: a number updates the output image, a typo shows a message and keeps it.
 Screenshots go to /tmp/lab_kernel_editor_*.png.
 """
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -98,31 +99,38 @@ def test_kernel_editor_in_jupyterlab(lab, browser):
         assert (ROOT / NOTEBOOK).read_bytes() == original, "JupyterLab saved the notebook during the test"
 
 
-def _run_notebook(browser, lab, notebook, viewport=(1600, 1500)):
-    """Open ``notebook`` in the Lab, run all cells; return the page and its error and outside-request lists."""
+@contextmanager
+def _notebook(browser, lab, notebook, viewport=(1600, 1500)):
+    """Open ``notebook`` in the Lab and run all cells; yield the page and its error and outside-request lists.
+    Afterwards the page is closed and the notebook must be as it was (JupyterLab saved nothing)."""
+    original = (ROOT / notebook).read_bytes()
     base, token = lab
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-    page.set_default_timeout(WAIT_MS)
-    errors, outside = [], []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.set_default_timeout(WAIT_MS)
+        errors, outside = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
-    def route(r):
-        if r.request.url.startswith(("data:", "blob:")) or urlparse(r.request.url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
+        def route(r):
+            if r.request.url.startswith(("data:", "blob:")) or urlparse(r.request.url).hostname == "127.0.0.1":
+                r.continue_()
+            else:
+                outside.append(r.request.url)
+                r.abort()
 
-    page.route("**/*", route)
-    page.goto(f"{base}/lab/tree/{notebook}?token={token}&reset")
-    page.wait_for_function("""name => {
-        const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-        return k && k.status === 'idle' && w.context.path.endsWith(name);
-    }""", arg=notebook.split("/")[-1])
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    return page, errors, outside
+        page.route("**/*", route)
+        page.goto(f"{base}/lab/tree/{notebook}?token={token}&reset")
+        page.wait_for_function("""name => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return k && k.status === 'idle' && w.context.path.endsWith(name);
+        }""", arg=notebook.split("/")[-1])
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        yield page, errors, outside
+    finally:
+        page.close()
+        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
 
 
 def _check_offline_and_quiet(errors, outside):
@@ -141,9 +149,7 @@ def test_architecture_explorer_in_jupyterlab(lab, browser):
     move the block slider, type a too-small input for AlexNet (a sentence, the diagram stays).
     Screenshots go to /tmp/lab_architecture_explorer_*.png."""
     notebook = "widgets/architecture_explorer.ipynb"
-    original = (ROOT / notebook).read_bytes()
-    page, errors, outside = _run_notebook(browser, lab, notebook)
-    try:
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
         page.wait_for_function(f"() => ({_DIAGRAM_TITLE})().startsWith('vgg16 on a 3×224×224 input')")
         explorer = page.locator(".cnnviz-arch").first
         explorer.scroll_into_view_if_needed()
@@ -178,18 +184,13 @@ def test_architecture_explorer_in_jupyterlab(lab, browser):
         assert page.evaluate(_DIAGRAM_TITLE).startswith("alexnet on a 3×227×227 input")
         explorer.screenshot(path=str(SHOTS / "lab_architecture_explorer_3_too_small.png"))
         _check_offline_and_quiet(errors, outside)
-    finally:
-        page.close()
-        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
 
 
 def test_inception_cost_explorer_in_jupyterlab(lab, browser):
     """widgets/inception_cost_explorer.ipynb: run all, see the lecture's 854 M vs 271 M, switch off the
     3×3 reduction and pick GoogLeNet's 4e. Screenshots go to /tmp/lab_inception_cost_explorer_*.png."""
     notebook = "widgets/inception_cost_explorer.ipynb"
-    original = (ROOT / notebook).read_bytes()
-    page, errors, outside = _run_notebook(browser, lab, notebook)
-    try:
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
         explorer = page.locator(".cnnviz-inc").first
         explorer.get_by_text("this module: 271 M MACs").wait_for(state="visible")
         assert "naive: 854 M MACs" in explorer.inner_text()
@@ -201,9 +202,6 @@ def test_inception_cost_explorer_in_jupyterlab(lab, browser):
         explorer.get_by_text("this module: 170 M MACs").wait_for(state="visible")
         explorer.screenshot(path=str(SHOTS / "lab_inception_cost_explorer_2_4e.png"))
         _check_offline_and_quiet(errors, outside)
-    finally:
-        page.close()
-        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
 
 
 def test_feature_map_explorer_in_jupyterlab(lab, browser):
@@ -211,9 +209,7 @@ def test_feature_map_explorer_in_jupyterlab(lab, browser):
     see a grid of maps, choose another map with the buttons under it (the detail pane follows, with its
     deconvnet projection and top nine patches), switch layer. Screenshots go to /tmp/lab_feature_map_explorer_*.png."""
     notebook = "widgets/feature_map_explorer.ipynb"
-    original = (ROOT / notebook).read_bytes()
-    page, errors, outside = _run_notebook(browser, lab, notebook)
-    try:
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
         explorer = page.locator(".cnnviz-fm").first
         explorer.get_by_text("channel", exact=False).first.wait_for(state="visible", timeout=120_000)
         page.wait_for_function("() => document.querySelectorAll('.cnnviz-fm img[src^=\"data:image/png\"]').length >= 16",
@@ -233,9 +229,6 @@ def test_feature_map_explorer_in_jupyterlab(lab, browser):
         assert "Traceback" not in explorer.inner_text()
         explorer.screenshot(path=str(SHOTS / "lab_feature_map_explorer_2_relu3.png"))
         _check_offline_and_quiet(errors, outside)
-    finally:
-        page.close()
-        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"
 
 
 @pytest.mark.parametrize("notebook, css, done", [
@@ -246,9 +239,7 @@ def test_feature_map_explorer_in_jupyterlab(lab, browser):
 def test_visualising_widgets_in_jupyterlab(lab, browser, notebook, css, done):
     """The occlusion, attribution and filter widgets' notebooks: run all; the widget computes its first view
     (no traceback, nothing fetched from outside). Screenshots go to /tmp/lab_<notebook>.png."""
-    original = (ROOT / notebook).read_bytes()
-    page, errors, outside = _run_notebook(browser, lab, notebook)
-    try:
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
         widget = page.locator(css).first
         widget.get_by_text(done, exact=False).first.wait_for(state="visible", timeout=120_000)
         page.wait_for_function(f"""() => {{ const imgs = [...document.querySelectorAll('{css} img')];
@@ -257,6 +248,3 @@ def test_visualising_widgets_in_jupyterlab(lab, browser, notebook, css, done):
         assert "Traceback" not in widget.inner_text() and "⚠" not in widget.inner_text()
         widget.screenshot(path=str(SHOTS / f"lab_{Path(notebook).stem}.png"))
         _check_offline_and_quiet(errors, outside)
-    finally:
-        page.close()
-        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"

@@ -17,7 +17,7 @@ from cnnviz.data import digits_tensors
 from cnnviz.race import EMBEDDED
 from cnnviz.train import TensorData, TrainingDiverged
 from cnnviz.widgets.live_training import LiveTraining
-from test_lab_browser import SHOTS, _check_offline_and_quiet, _run_notebook
+from test_lab_browser import SHOTS, _check_offline_and_quiet, _notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 IPYW7 = ROOT / ".venv" / "ipywidgets7"
@@ -169,13 +169,11 @@ _CHART = """() => [...document.querySelectorAll('.cnnviz-live svg polyline')]
 
 
 @pytest.mark.browser
-def test_live_training_in_jupyterlab(lab, browser):  # noqa: F811  (the fixtures imported above)
+def test_live_training_in_jupyterlab(lab, browser):
     """widgets/live_training.ipynb: run all, press Start, watch the chart grow while the kernel trains,
     press Stop. Screenshots go to /tmp/lab_live_training_*.png."""
     notebook = "widgets/live_training.ipynb"
-    original = (ROOT / notebook).read_bytes()
-    page, errors, outside = _run_notebook(browser, lab, notebook)
-    try:
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
         widget = page.locator(".cnnviz-live").first
         widget.get_by_text("Press Start").wait_for(state="visible")
         widget.scroll_into_view_if_needed()
@@ -191,6 +189,3 @@ def test_live_training_in_jupyterlab(lab, browser):  # noqa: F811  (the fixtures
         assert "Traceback" not in widget.inner_text()
         widget.screenshot(path=str(SHOTS / "lab_live_training_2_stopped.png"))
         _check_offline_and_quiet(errors, outside)
-    finally:
-        page.close()
-        assert (ROOT / notebook).read_bytes() == original, "JupyterLab saved the notebook during the test"

@@ -14,7 +14,7 @@ import torch
 
 from cnnviz.figures.visualising import upscale
 from cnnviz.imaging import png_bytes, to_rgb
-from cnnviz.widgets._base import View, guarded, info_html, scoped_style, upload_bytes
+from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes
 
 __all__ = ["resolve_model", "model_lock", "class_name", "check_class", "box_on", "image_box", "TOP_CLASS"]
 
@@ -129,6 +129,16 @@ class _PhotoView(View):
                     for i in range(min(examples, len(images)))]
         photos = [(f"{n} (photo)", n) for n in image_names()]
         return opts + photos if _small_input(self.model) else photos + opts
+
+    def _setup_explainer(self, image, threaded):
+        """What the occlusion and attribution explorers start with: one renderer keeping only the newest
+        request (numbered by ``_generation``), the message line, and the photo controls; returns the
+        first photo's key."""
+        self.timings = {}
+        self._generation = 0
+        self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
+        self.message = widgets.HTML()
+        return self._setup_photos(image)
 
     def _setup_photos(self, image):
         options = self._photo_options()

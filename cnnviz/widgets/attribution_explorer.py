@@ -15,7 +15,7 @@ from collections import OrderedDict
 import ipywidgets as widgets
 
 from cnnviz.figures.visualising import overlay
-from cnnviz.widgets._base import LatestOnly, guarded, info_html
+from cnnviz.widgets._base import guarded, info_html
 from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box
 
 __all__ = ["AttributionExplorer", "DEFAULT_METHODS"]
@@ -53,12 +53,8 @@ class AttributionExplorer(_PhotoView):
         self._cache = OrderedDict()  # (photo, class, method) -> (S, S) map as a NumPy array
         self.maps = {}  # method -> (S, S) NumPy map on screen
         self.shown = None  # (photo, class, methods) fully on screen
-        self.timings = {}
-        self._generation = 0
-        self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
+        start = self._setup_explainer(image, threaded)
         px, g = self.px, (lambda cb: guarded(cb, self._show_error))
-        self.message = widgets.HTML()
-        start = self._setup_photos(image)
         self.methods = {m: widgets.ToggleButton(value=m in methods, description=str(label).split(" (")[0],
                                                 tooltip=f"{label}: {m}", layout=widgets.Layout(width="auto"))
                         for m, label in METHODS.items()}

@@ -12,7 +12,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from cnnviz.figures.visualising import CLASS_COLOURS, _class_colour, colourise
-from cnnviz.widgets._base import LatestOnly, guarded, info_html
+from cnnviz.widgets._base import guarded, info_html
 from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box
 
 __all__ = ["OcclusionExplorer", "map_canvas"]
@@ -102,12 +102,8 @@ class OcclusionExplorer(_PhotoView):
         self.partial = None  # the newest (maybe partial) OcclusionMap on screen
         self.batches = 0  # batches drawn for the current request
         self.shown = None  # (photo, patch, stride, target) of the complete map on screen
-        self.timings = {}
-        self._generation = 0
-        self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
+        start = self._setup_explainer(image, threaded)
         px, g = self.px, (lambda cb: guarded(cb, self._show_error))
-        self.message = widgets.HTML()
-        start = self._setup_photos(image)
         self.patch = widgets.IntSlider(value=patch, min=1, max=side, description="square (px)",
                                        continuous_update=False, style={"description_width": "initial"},
                                        layout=widgets.Layout(width=px(340)))
