@@ -152,6 +152,10 @@ class Incremental:
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor):
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] != 1:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"Incremental needs the one unoccluded input as a tensor of shape (1, C, H, W); got "
+                             f"{shape}. cnnviz.probe.prepare(image, model).x makes one from a photo.")
         try:
             self.graph = fx.symbolic_trace(model)
         except Exception as e:  # fx raises TraceError, TypeError, NotImplementedError… depending on the construct

@@ -292,3 +292,9 @@ def test_a_concatenation_keeps_the_saving():
         rows = engine.regions(torch.zeros(1, 3, 4, 4))
     assert [name for name, _, _ in rows] == ["a", "b", "c"]
     assert rows[-1][1] == (8, 8) and rows[-1][2] == (32, 32)  # 4 + 2 (a's reach) + 2 (c's reach)
+
+
+@pytest.mark.parametrize("x", [torch.zeros(3, 16, 16), torch.zeros(2, 3, 16, 16), "astronaut"])
+def test_the_unoccluded_input_must_be_one_tensor(x):
+    with pytest.raises(ValueError, match=r"shape \(1, C, H, W\).*prepare"):
+        Incremental(models.get("shapesnet"), x)
