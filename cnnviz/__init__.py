@@ -6,7 +6,8 @@ use (``cnnviz.conv``, ``cnnviz.layers``, ``cnnviz.receptive_field``, ``cnnviz.da
 ``cnnviz.figures``, ``cnnviz.widgets``, ``cnnviz.models``,
 ``cnnviz.summaries``, ``cnnviz.accuracy``, ``cnnviz.train``, ``cnnviz.race``, and for looking inside a trained
 network ``cnnviz.probe``, ``cnnviz.features``, ``cnnviz.deconvnet``, ``cnnviz.occlusion``, ``cnnviz.attribution``,
-``cnnviz.shapes``, ``cnnviz.vismodels``); ``cnnviz.summary(model, input_size)`` is the model summary.
+``cnnviz.shapes``, ``cnnviz.vismodels``; for chapter 9 ``cnnviz.initialisation``, ``cnnviz.signal_flow``,
+``cnnviz.trainability``, ``cnnviz.normalisation``); ``cnnviz.summary(model, input_size)`` is the model summary.
 """
 from importlib import import_module
 
@@ -15,11 +16,13 @@ from cnnviz.runtime import device, seed
 __version__ = "0.1.0"
 __all__ = ["device", "seed", "conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures",
            "widgets", "exercises", "models", "summaries", "summary", "accuracy", "train", "race", "probe", "features",
-           "deconvnet", "occlusion", "attribution", "shapes", "vismodels"]
+           "deconvnet", "occlusion", "attribution", "shapes", "vismodels", "initialisation", "signal_flow", "trainability",
+           "normalisation"]
 
 _SUBMODULES = {"conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures", "widgets",
                "exercises", "models", "summaries", "accuracy", "train", "race", "probe", "features", "deconvnet",
-               "occlusion", "attribution", "shapes", "vismodels"}
+               "occlusion", "attribution", "shapes", "vismodels", "initialisation", "signal_flow",
+               "trainability", "normalisation"}
 
 
 def __getattr__(name):

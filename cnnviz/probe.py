@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "LayerNotFound", "ChannelOutOfRange", "InputResized", "Preprocess", "Prepared", "IMAGENET",
-    "layer_names", "conv_layers", "get_layer", "check_channel", "eval_mode", "capture", "model_device",
+    "layer_names", "conv_layers", "get_layer", "check_channel", "eval_mode", "train_mode", "capture", "model_device",
     "preprocessing", "prepare", "prepare_batch", "to_display",
 ]
 
@@ -84,9 +84,12 @@ def conv_layers(model: nn.Module) -> List[str]:
 
 def get_layer(model: nn.Module, name: str) -> nn.Module:
     """The submodule called ``name`` (e.g. ``"features.3"``); ``LayerNotFound`` lists the valid names."""
+    if isinstance(name, str) and name:
+        try:
+            return model.get_submodule(name)  # walks the dotted path: no scan of every module
+        except AttributeError:
+            pass
     modules = dict(model.named_modules())
-    if isinstance(name, str) and name and name in modules:
-        return modules[name]
     valid = [n for n in modules if n]
     close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -118,10 +121,24 @@ def model_device(model: nn.Module) -> torch.device:
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put every submodule in eval mode for the ``with`` block, then restore each one's own flag."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with _mode(model, False):
         yield model
+
+
+@contextmanager
+def train_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule in training mode for the ``with`` block (batch norm uses the batch's statistics),
+    then restore each one's own flag."""
+    with _mode(model, True):
+        yield model
+
+
+@contextmanager
+def _mode(model: nn.Module, training: bool):
+    flags = [(m, m.training) for m in model.modules()]
+    model.train(training)
+    try:
+        yield
     finally:
         for m, flag in flags:
             m.training = flag

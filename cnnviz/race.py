@@ -30,7 +30,6 @@ import math
 import os
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.models.resnet import cifar_resnet
+from cnnviz.runtime import cpu_threads
 from cnnviz.train import TensorData, Trainer, TrainingDiverged
 
 __all__ = ["RaceConfig", "EMBEDDED", "CIFAR10", "Race", "RaceLog", "race", "cached_race", "cifar_race",
@@ -258,19 +258,6 @@ def _largest_divisor_at_most(n: int, k: int) -> int:
     return max(d for d in range(1, max(1, k) + 1) if n % d == 0)
 
 
-@contextmanager
-def _torch_threads(threads):
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def build_net(name: str, config: RaceConfig = EMBEDDED, data: TensorData = None, **changes) -> torch.nn.Module:
     """The network ``name`` ("plain-56", "resnet-20" ...) of a race with ``config``, with the initial
     weights it starts the race from (a plain net and its residual twin get the same ones). ``data``
@@ -402,7 +389,7 @@ class Race:
     def run(self) -> RaceLog:
         """Train to the end (or until ``stop()``); returns ``log``."""
         self._stop = False
-        with _torch_threads(self.threads if self.device.type == "cpu" else None):
+        with cpu_threads(self.threads if self.device.type == "cpu" else None):
             try:
                 while not self.done and not self._stop:
                     self.step()

@@ -224,3 +224,28 @@ def test_explorer_menus_switch_setting_and_their_slider_scrubs(server, browser, 
         assert errors == []
     finally:
         page.close()
+
+
+def test_signal_flow_explorer_menu_and_depth_slider(server, browser):
+    """Chapter 9's static signal-flow explorer with no kernel: the menu picks another network (its titles
+    change), and the depth slider, now that network's, shows a shallower one."""
+    page, errors, _ = _open(browser, f"{server}/book/09_batchnorm_init.html")
+    try:
+        index = page.evaluate("""() => [...document.querySelectorAll('div.js-plotly-plot')]
+            .findIndex(d => (d.layout.sliders || []).some(s => s.currentvalue.prefix === 'depth: '))""")
+        assert index >= 0, "the signal-flow explorer is missing"
+        gd = page.locator("div.js-plotly-plot").nth(index)
+        titles = "i => document.querySelectorAll('div.js-plotly-plot')[i].layout.annotations.map(a => a.text)"
+        assert page.evaluate(titles, index)[0].startswith("without BN, activations: std at layer 50")
+        gd.scroll_into_view_if_needed()
+        gd.locator(".updatemenu-header-group").first.click()
+        gd.locator(".updatemenu-button", has_text="N(0, 0.01²) · tanh").first.click()
+        page.wait_for_timeout(500)
+        assert page.evaluate(titles, index)[0] == "without BN, activations: std at layer 50 = 0"
+        _click_slider_step(page, index, 0.0)
+        after = page.evaluate(titles, index)
+        assert after[0].startswith("without BN, activations: std at layer 10 = ")
+        gd.screenshot(path=str(SHOTS / "signal_flow_explorer.png"))
+        assert errors == []
+    finally:
+        page.close()

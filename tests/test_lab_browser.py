@@ -248,3 +248,31 @@ def test_visualising_widgets_in_jupyterlab(lab, browser, notebook, css, done):
         assert "Traceback" not in widget.inner_text() and "⚠" not in widget.inner_text()
         widget.screenshot(path=str(SHOTS / f"lab_{Path(notebook).stem}.png"))
         _check_offline_and_quiet(errors, outside)
+
+
+def test_signal_flow_explorer_in_jupyterlab(lab, browser):
+    """widgets/signal_flow_explorer.ipynb: run all (the trainability map is cached by the book build), see He's
+    ReLU network level; choose N(0, σ²) and tanh (the signal vanishes); click a cell of the map (its network is
+    shown). Screenshots go to /tmp/lab_signal_flow_explorer_*.png."""
+    notebook = "widgets/signal_flow_explorer.ipynb"
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
+        explorer = page.locator(".cnnviz-sf").first
+        explorer.get_by_text("std of the activations, layer 1").wait_for(state="visible", timeout=120_000)
+        page.wait_for_function("() => document.querySelectorAll('.cnnviz-sf svg image').length === 2")
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=str(SHOTS / "lab_signal_flow_explorer_1_he.png"))
+        page.locator(".cnnviz-sf select").nth(0).select_option(label="N(0, σ²)")
+        page.locator(".cnnviz-sf select").nth(1).select_option(label="tanh")
+        explorer.get_by_text("… at layer 50").wait_for(state="visible")
+        page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz-sf svg text')]
+            .some(t => t.textContent === 'activations: std at layer 50 = 0')""")
+        explorer.screenshot(path=str(SHOTS / "lab_signal_flow_explorer_2_tanh.png"))
+        cells = page.locator(".cnnviz-sf button", has_text="×")
+        assert cells.count() >= 1                       # the map is there, with diverged runs
+        cells.first.click()
+        explorer.get_by_text("Selected cell").wait_for(state="visible")
+        explorer.get_by_text("diverged at step", exact=False).first.wait_for(state="visible")
+        page.wait_for_timeout(500)
+        assert "Traceback" not in explorer.inner_text()
+        explorer.screenshot(path=str(SHOTS / "lab_signal_flow_explorer_3_cell.png"))
+        _check_offline_and_quiet(errors, outside)

@@ -10,6 +10,8 @@ from cnnviz.figures.architecture import (architecture_figure, architecture_svg, 
                                          model_zoo_figure, unit_label)
 from cnnviz.figures.comparison import accuracy_chart, model_costs
 from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_explorer_figure, conv_frames
+from cnnviz.figures.initialisation import (batch_dependence_figure, norm_axes_figure, signal_flow_figure,
+                                           signal_flow_svg, std_by_layer_figure, trainability_figure)
 from cnnviz.figures.filtering import (DISPLAY_FOR_PRESET, conv_steps, heatmap, kernel_gallery, matrices, matrix,
                                       rgb_channels)
 from cnnviz.figures.training import gradient_figure, race_figure, race_svg, race_table
@@ -25,5 +27,6 @@ __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kerne
            "unit_label",
            "inception_presets", "inception_cost_svg", "inception_cost_figure",
            "accuracy_chart", "model_costs", "race_figure", "race_svg", "race_table", "gradient_figure",
-           "filter_grid_figure", "example_grid_figure", "feature_map_figure", "projection_figure", "top_patches_figure",
+           "signal_flow_figure", "signal_flow_svg", "std_by_layer_figure", "trainability_figure", "norm_axes_figure",
+           "batch_dependence_figure", "filter_grid_figure", "example_grid_figure", "feature_map_figure", "projection_figure", "top_patches_figure",
            "occlusion_figure", "attribution_figure", "sanity_figure"]

@@ -12,6 +12,7 @@ from cnnviz.widgets.kernel_editor import KernelEditor
 from cnnviz.widgets.live_training import LiveTraining
 from cnnviz.widgets.occlusion_explorer import OcclusionExplorer
 from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
+from cnnviz.widgets.signal_flow_explorer import SignalFlowExplorer
 
 __all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer",
-           "LiveTraining", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer"]
+           "LiveTraining", "SignalFlowExplorer", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer"]

@@ -1,0 +1,90 @@
+"""Chapter 9: one SignalFlowExplorer update, its parts, and the whole trainability map.
+
+    python bench/signal_flow.py                  # explorer rows (30 repetitions) and the map once
+    python bench/signal_flow.py --reps 100       # steadier explorer figures
+    python bench/signal_flow.py --no-map         # the explorer rows only
+
+Rows: at depth 50, width 256, batch 256 (the issue's setting), for four initialisations: the plain forward
+and backward pass (the compute floor), ``signal_flow`` (forward, backward and every layer's statistics),
+the widget's whole update (re-initialise the cached network, ``signal_flow``, draw the SVG and the
+numbers) and, once, the update after a change of depth (the network rebuilt). Median and 90th percentile
+in ms. Then the trainability map (cnnviz.trainability.EMBEDDED_MAP, 72 runs) computed from scratch into a
+temporary cache, and read back from it.
+
+Goals on this CPU (issue "Chapter 9"): one explorer update ≤ 150 ms; the whole map ≤ 90 s, cached after.
+Everything runs on one torch thread with denormals flushed, as the package runs it. Prints figures;
+asserts nothing.
+"""
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
+from cnnviz.initialisation import initialise_
+from cnnviz.runtime import flush_denormals
+from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
+from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map
+
+
+def _load():
+    return "/".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--no-map", action="store_true")
+    args = parser.parse_args()
+    print(f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"load average before: {_load()}\n")
+
+    from cnnviz.widgets import SignalFlowExplorer
+
+    x, y = digits_batch(256)
+    cases = [("He · ReLU", "kaiming_fan_in", "relu", None), ("N(0, 0.01²) · tanh", "normal", "tanh", 0.01),
+             ("N(0, 1) · ReLU (diverges)", "normal", "relu", 1.0), ("orthogonal · tanh", "orthogonal", "tanh", None)]
+    print(f"{'depth 50, width 256, batch 256':34} {'fwd+bwd':>14} {'signal_flow':>14} {'widget update':>14}")
+    for label, scheme, act, sigma in cases:
+        model = initialise_(deep_mlp(50, 256, activation=act), scheme, activation=act, sigma=sigma, seed=0)
+
+        def plain():
+            with flush_denormals():
+                loss = F.cross_entropy(model(x), y)
+                if torch.isfinite(loss):
+                    torch.autograd.grad(loss, list(model.parameters()))
+
+        w = SignalFlowExplorer(scheme, sigma=sigma or 0.01, activation=act, depth=50, width=256,
+                               trainability=False, threaded=False)
+        rows = [time_ms(plain, args.reps), time_ms(lambda: signal_flow(model, x, y), args.reps),
+                time_ms(lambda: w._render(w.settings), args.reps)]
+        print(f"{label:34} " + " ".join(f"{m:6.0f} / {p:5.0f}" for m, p in rows))
+    w = SignalFlowExplorer(trainability=False, threaded=False)
+    t0 = time.perf_counter()
+    w.set(depth=49)
+    print(f"{'one update after a change of depth':34} {'':>14} {'':>14} {1000 * (time.perf_counter() - t0):6.0f}")
+    print("(median / 90th percentile, ms; goal: widget update ≤ 150 ms)")
+
+    if not args.no_map:
+        cfg = EMBEDDED_MAP
+        cells = 2 * len(cfg.sigmas) * len(cfg.lrs)
+        with tempfile.TemporaryDirectory() as cache:
+            t0 = time.perf_counter()
+            tmap = cached_trainability_map(cfg, cache=cache)
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            cached_trainability_map(cfg, cache=cache)
+            again = time.perf_counter() - t0
+        diverged = sum(c.diverged for rows in tmap.cells.values() for row in rows for c in row)
+        print(f"\ntrainability map: {len(cfg.sigmas)} σ × {len(cfg.lrs)} learning rates × (without, with BN) = "
+              f"{cells} runs of {cfg.epochs} epochs ({diverged} diverged)")
+        print(f"  first time {first:.1f} s (goal ≤ 90 s), {1000 * first / cells:.0f} ms per run; "
+              f"from the cache {1000 * again:.0f} ms")
+    print(f"\nload average after: {_load()}")
+
+
+if __name__ == "__main__":
+    main()
