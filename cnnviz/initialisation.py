@@ -7,12 +7,13 @@ layer: Glorot & Bengio 2010 (Xavier), He et al. 2015 (Kaiming), LeCun et al. 199
 (orthogonal).
 """
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-__all__ = ["SCHEMES", "ACTIVATIONS", "InitError", "LayerInit", "initialisable_layers", "fans", "gain", "variance",
+__all__ = ["SCHEMES", "ACTIVATIONS", "InitError", "is_finite_number", "LayerInit", "initialisable_layers", "fans", "gain", "variance",
            "init_table", "initialise_", "unit_spread"]
 
 #: name → (what the chapter calls it, the variance of the weights as a formula)
@@ -80,12 +81,16 @@ def gain(activation: str) -> float:
     return nn.init.calculate_gain(_check_activation(activation))
 
 
+def is_finite_number(value) -> bool:
+    """A real number (Python's or NumPy's, not a bool) that is neither infinite nor NaN."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _gain(activation: str, override) -> float:
     g = gain(activation)
     if override is None:
         return g
-    if isinstance(override, bool) or not isinstance(override, (int, float)) or not math.isfinite(override) \
-            or override <= 0:
+    if not is_finite_number(override) or override <= 0:
         raise InitError(f"A gain must be a finite number above 0 (1 for Glorot's original Xavier); got {override!r}.")
     return float(override)
 
@@ -94,13 +99,11 @@ def _check_scheme(scheme: str, sigma, value):
     if scheme not in SCHEMES:
         raise InitError(f"Unknown initialisation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
     if scheme == "normal":
-        if sigma is None or isinstance(sigma, bool) or not isinstance(sigma, (int, float)) \
-                or not math.isfinite(sigma) or sigma <= 0:
+        if not is_finite_number(sigma) or sigma <= 0:
             raise InitError(f"The normal scheme needs a standard deviation σ > 0 (a finite number such as 0.01); "
                             f"got {sigma!r}.")
     if scheme == "constant":
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
+        if not is_finite_number(value):
             raise InitError(f"The constant scheme needs a finite value c for every weight; got {value!r}.")
 
 

@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["NORMS", "batch_norm_formula", "norm_axes", "normalise", "norm_layer", "running_average",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnviz.initialisation import ACTIVATIONS, InitError, initialisable_layers
+from cnnviz.initialisation import ACTIVATIONS, InitError, initialisable_layers, is_finite_number
 from cnnviz.probe import capture, get_layer, train_mode
 from cnnviz.runtime import flush_denormals
 
@@ -204,7 +204,7 @@ def _layer_stats(names, tensors, modules) -> list:
         n_zero = (rows == 0).sum(1)                                                  # (L,)
         # every value's bin of log10|value| (zeros land in bin 0 and are taken out again below)
         logs = rows.abs().log10().nan_to_num_(nan=LOG_EDGES[0])  # NaN only in overflowed rows, redone below
-        where = ((logs.clamp_(LOG_EDGES[0], LOG_EDGES[-1] - 1e-6) - LOG_EDGES[0]) / (LOG_EDGES[1] - LOG_EDGES[0])).long()
+        where = ((logs - LOG_EDGES[0]) / (LOG_EDGES[1] - LOG_EDGES[0])).floor_().clamp_(0, bins - 1).long()
         where += bins * torch.arange(len(idx))[:, None]
         hist = torch.bincount(where.flatten(), minlength=bins * len(idx)).reshape(len(idx), bins)
         hist[:, 0] -= n_zero
@@ -231,7 +231,7 @@ def signal_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, layers=No
     training mode (batch norm on the batch's statistics), with gradients taken by ``torch.autograd.grad``, so
     the model is left exactly as it was (batch norm's running statistics included).
     """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+    if not is_finite_number(lr) or lr <= 0:
         raise InitError(f"The learning rate must be a finite number above 0, such as 0.01; got {lr!r}.")
     names = list(layers) if layers is not None else _default_layers(model)
     modules = [get_layer(model, n) for n in names]

@@ -118,19 +118,21 @@ def _fold_batch_norm(trained: nn.Module) -> nn.Module:
     """The plain ShapesNet (Conv2d, ReLU, MaxPool2d only) computing what ``trained`` computes in eval mode.
 
     Batch normalisation in eval mode is a per-channel affine map, so it folds into the convolution before it:
-    ``w' = w·γ/σ``, ``b' = (b − μ)·γ/σ + β`` with ``σ = √(var + ε)`` (Ioffe & Szegedy 2015). The
-    explicit deconvnet and the filter figures then see the filters the network really applies.
+    ``w' = w·γ/σ``, ``b' = (b − μ)·γ/σ + β`` with ``σ = √(var + ε)`` (Ioffe & Szegedy 2015;
+    ``cnnviz.normalisation.fold_batch_norm``, chapter 9). The explicit deconvnet and the filter figures then see
+    the filters the network really applies.
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_weights
+    from cnnviz.normalisation import fold_batch_norm
+    from cnnviz.probe import eval_mode
 
     plain = _plain_shapesnet()
     f = trained.features
     state = {}
-    for k in range(1, 5):
-        conv, bn = getattr(f, f"conv{k}"), getattr(f, f"bn{k}")
-        w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
-                                    bn.bias)
-        state[f"features.conv{k}.weight"], state[f"features.conv{k}.bias"] = w.detach(), b.detach()
+    with eval_mode(trained):
+        for k in range(1, 5):
+            folded = fold_batch_norm(getattr(f, f"conv{k}"), getattr(f, f"bn{k}"))
+            state[f"features.conv{k}.weight"], state[f"features.conv{k}.bias"] = folded.weight.detach(), \
+                folded.bias.detach()
     state.update({f"classifier.{k}": v for k, v in trained.classifier.state_dict().items()})
     plain.load_state_dict({k: v.float().cpu().contiguous() for k, v in state.items()})
     return plain

@@ -13,7 +13,7 @@ import threading
 import ipywidgets as widgets
 
 from cnnviz.figures.initialisation import signal_flow_svg
-from cnnviz.initialisation import ACTIVATIONS, SCHEMES, InitError, initialise_
+from cnnviz.initialisation import ACTIVATIONS, SCHEMES, InitError, initialise_, is_finite_number
 from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map, is_cached
 from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
@@ -45,11 +45,11 @@ def _check(settings: dict) -> dict:
     for name, what in (("sigma", "σ of the normal scheme"), ("lr", "learning rate")):
         lo, hi = LIMITS[name]
         v = s[name]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        if not is_finite_number(v) or v <= 0:
             raise InitError(f"The {what} must be a finite number above 0; got {v!r}.")
         if not lo <= v <= hi:
             raise InitError(f"The {what} must be between {lo:g} and {hi:g} here; got {v!r}.")
-    if not isinstance(s["value"], (int, float)) or isinstance(s["value"], bool) or not math.isfinite(s["value"]):
+    if not is_finite_number(s["value"]):
         raise InitError(f"The constant c must be a finite number; got {s['value']!r}.")
     return s
 
