@@ -6,8 +6,9 @@
 
 Rows: at depth 50, width 256, batch 256 (the issue's setting), for four initialisations: the plain forward
 and backward pass (the compute floor), ``signal_flow`` (forward, backward and every layer's statistics),
-the widget's whole update (re-initialise the cached network, ``signal_flow``, draw the SVG and the
-numbers) and, once, the update after a change of depth (the network rebuilt). Median and 90th percentile
+the widget's whole update through ``set`` (new weights drawn into the kept network, ``signal_flow``, the SVG
+and the numbers), once the update after a change of depth (the network rebuilt), and an update after a new
+learning rate (network and weights kept). Median and 90th percentile
 in ms. Then the trainability map (cnnviz.trainability.EMBEDDED_MAP, 72 runs) computed from scratch into a
 temporary cache, and read back from it.
 
@@ -59,13 +60,18 @@ def main():
 
         w = SignalFlowExplorer(scheme, sigma=sigma or 0.01, activation=act, depth=50, width=256,
                                trainability=False, threaded=False)
+        sigmas = iter([(sigma or 0.01) * (1 + 1e-3 * (k % 2)) for k in range(10 ** 6)])
         rows = [time_ms(plain, args.reps), time_ms(lambda: signal_flow(model, x, y), args.reps),
-                time_ms(lambda: w._render(w.settings), args.reps)]
+                # σ alternates between two values: every update draws new weights, as a new setting does
+                time_ms(lambda: w.set(sigma=next(sigmas)), args.reps)]
         print(f"{label:34} " + " ".join(f"{m:6.0f} / {p:5.0f}" for m, p in rows))
     w = SignalFlowExplorer(trainability=False, threaded=False)
     t0 = time.perf_counter()
     w.set(depth=49)
     print(f"{'one update after a change of depth':34} {'':>14} {'':>14} {1000 * (time.perf_counter() - t0):6.0f}")
+    rates = iter([0.01 * (1 + (k % 2)) for k in range(10 ** 6)])
+    m, p = time_ms(lambda: w.set(lr=next(rates)), args.reps)
+    print(f"{'a new learning rate (weights kept)':34} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
     print("(median / 90th percentile, ms; goal: widget update ≤ 150 ms)")
 
     if not args.no_map:

@@ -34,6 +34,8 @@ MAX_WIDTH = 4096
 #: normal number is 1.2e-38) to 1e40 (its largest is 3.4e38)
 LOG_EDGES = np.arange(-40.0, 40.01, 0.5)
 
+_TINY = torch.finfo(torch.float32).tiny                                   # 1.2e-38
+_TINY_BIN = int((math.log10(_TINY) - LOG_EDGES[0]) // (LOG_EDGES[1] - LOG_EDGES[0]))
 _MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 _SATURATION = 0.99  # a tanh beyond ±0.99, or a sigmoid below 0.01 or above 0.99, passes < 2 % of its gradient
 
@@ -197,17 +199,21 @@ def _layer_stats(names, tensors, modules) -> list:
     for (shape, _), idx in groups.items():
         v = torch.stack([tensors[k].detach() for k in idx]).float().cpu()          # (L, B, ...)
         rows = v.flatten(1)                                                          # (L, n)
-        std, mean = torch.std_mean(rows.double(), 1, correction=0)  # float64: squares of 3e38 do not overflow
-        finite = (torch.isfinite(std) & torch.isfinite(mean)).tolist()
-        rms = (std.square() + mean.square()).sqrt().tolist()
-        std, mean = std.tolist(), mean.tolist()
+        n = rows.shape[1]
+        s1 = rows.sum(1, dtype=torch.float64) / n           # float64 sums: squares of 3e38 do not overflow
+        s2 = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).square() / n
+        var = (s2 - s1.square()).clamp_min(0)
+        finite = (torch.isfinite(s1) & torch.isfinite(s2)).tolist()
+        std, mean, rms = var.sqrt().tolist(), s1.tolist(), s2.sqrt().tolist()
         n_zero = (rows == 0).sum(1)                                                  # (L,)
-        # every value's bin of log10|value| (zeros land in bin 0 and are taken out again below)
-        logs = rows.abs().log10().nan_to_num_(nan=LOG_EDGES[0])  # NaN only in overflowed rows, redone below
-        where = ((logs - LOG_EDGES[0]) / (LOG_EDGES[1] - LOG_EDGES[0])).floor_().clamp_(0, bins - 1).long()
-        where += bins * torch.arange(len(idx))[:, None]
+        # every value's bin of log10|value|; log10 of 0 is slow (and -inf), so zeros (and denormals, which
+        # cost as much) are lifted to float32's smallest normal number, and the zeros taken out of its bin again
+        width = float(LOG_EDGES[1] - LOG_EDGES[0])
+        where = (rows.abs().clamp_min_(_TINY).log10_().nan_to_num_(nan=float(LOG_EDGES[0]))
+                 .sub_(float(LOG_EDGES[0])).div_(width).clamp_(0, bins - 1).to(torch.int32))  # floor: all ≥ 0
+        where += (bins * torch.arange(len(idx), dtype=torch.int32))[:, None]
         hist = torch.bincount(where.flatten(), minlength=bins * len(idx)).reshape(len(idx), bins)
-        hist[:, 0] -= n_zero
+        hist[:, _TINY_BIN] -= n_zero
         hist = hist.numpy()
         zeros = (n_zero / rows.shape[1]).tolist()
         kinds = _inactive(modules[idx[0]], v) if modules else None
@@ -252,16 +258,29 @@ def _measure(model, x, y, names, modules, lr, loss_fn) -> SignalFlow:
             g = torch.autograd.grad(loss, [outputs[n] for n in names] + params, allow_unused=True)
         grads = _layer_stats(names, [gi if gi is not None else torch.zeros_like(outputs[n])
                                      for n, gi in zip(names, g[:len(names)])], None)
-        for (n, m), gw in zip(weighted, g[len(names):]):
-            w = m.weight.detach()
-            gw = torch.zeros_like(w) if gw is None else gw
-            norm = float(w.norm())
-            weights.append(WeightStats(n, float(w.float().std()) if w.numel() > 1 else 0.0,
-                                       float(gw.float().std()) if gw.numel() > 1 else 0.0,
-                                       lr * float(gw.norm()) / norm if norm > 0 else math.inf))
+        weights = _weight_stats([n for n, _ in weighted], params, g[len(names):], lr)
     elif diverged is None:  # every layer finite, but the loss overflowed (say in the classifier)
         diverged = len(acts) + 1
     return SignalFlow(acts, grads, weights, loss.item(), float(lr), diverged)
+
+
+def _weight_stats(names, weights, grads, lr) -> list:
+    """``WeightStats`` of every weight and its gradient; weights of one shape are measured together."""
+    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads)]
+    out, groups = {}, {}
+    for k, w in enumerate(weights):
+        groups.setdefault(tuple(w.shape), []).append(k)
+    for idx in groups.values():
+        w = torch.stack([weights[k].detach() for k in idx]).flatten(1).float()   # (L, n)
+        g = torch.stack([grads[k].detach() for k in idx]).flatten(1).float()
+        many = w.shape[1] > 1
+        w_std = w.std(1).tolist() if many else [0.0] * len(idx)
+        g_std = g.std(1).tolist() if many else [0.0] * len(idx)
+        w_norm, g_norm = w.norm(dim=1).tolist(), g.norm(dim=1).tolist()
+        for r, k in enumerate(idx):
+            ratio = lr * g_norm[r] / w_norm[r] if w_norm[r] > 0 else math.inf
+            out[k] = WeightStats(names[k], w_std[r], g_std[r], ratio)
+    return [out[k] for k in range(len(weights))]
 
 
 @contextmanager

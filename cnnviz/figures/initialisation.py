@@ -143,38 +143,40 @@ def std_by_layer_figure(profiles: dict, *, which: str = "activations", title: st
     return style(fig, title=title, height=height)
 
 
-def trainability_figure(tmap, *, title: str = None, threshold: float = 0.9, height: int = 520) -> go.Figure:
-    """The trainability map side by side without and with batch norm: test accuracy (colour and number, in %)
-    for each initial σ (rows) and learning rate (columns); × marks a run that diverged."""
+def trainability_figure(tmap, *, title: str = None, threshold: float = 0.9, height: int = 820) -> go.Figure:
+    """The trainability map without batch norm (top) and with it (bottom): test accuracy (colour and number, in
+    %) for each initial σ (rows) and learning rate (columns); × marks a run that diverged. Stacked, so that each
+    map has the page's whole width."""
     from cnnviz.trainability import he_sigma
 
     cfg = tmap.config
     he = he_sigma(cfg.width)
     rows = [f"{s:.3g}" + (" (He)" if math.isclose(s, he, rel_tol=1e-6) else "") for s in cfg.sigmas]
     cols = [f"{v:g}" for v in cfg.lrs]
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=[
-        f"without batch norm: {100 * tmap.trainable_share(False, threshold):.0f} % of cells ≥ {100 * threshold:.0f} %",
-        f"with batch norm: {100 * tmap.trainable_share(True, threshold):.0f} % of cells ≥ {100 * threshold:.0f} %"])
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.14, subplot_titles=[
+        f"without batch norm: {100 * tmap.trainable_share(False, threshold):.0f} % of the runs reach "
+        f"{100 * threshold:.0f} %",
+        f"with batch norm: {100 * tmap.trainable_share(True, threshold):.0f} % of the runs reach "
+        f"{100 * threshold:.0f} %"])
     for k, bn in enumerate((False, True)):
         acc = tmap.accuracy(bn)
-        text = [[("×" if tmap.cell(i, j, bn).diverged else f"{100 * a:.0f}") for j, a in enumerate(row)]
+        text = [[("" if tmap.cell(i, j, bn).diverged else f"{100 * a:.0f}") for j, a in enumerate(row)]
                 for i, row in enumerate(acc)]
         hover = [[tmap.cell(i, j, bn).describe() for j in range(len(cols))] for i in range(len(rows))]
         fig.add_trace(go.Heatmap(x=cols, y=rows, z=(acc * 100).tolist(), zmin=0, zmax=100, colorscale=SEQUENTIAL,
                                  text=text, texttemplate="%{text}", textfont=dict(size=15), customdata=hover,
                                  hovertemplate="%{customdata}<extra></extra>", xgap=2, ygap=2,
-                                 showscale=k == 1, colorbar=dict(title="test accuracy %")),
-                      row=1, col=k + 1)
+                                 showscale=k == 0, colorbar=dict(title="test<br>accuracy %", len=1.0, y=0.5)),
+                      row=k + 1, col=1)
         gone = [(cols[j], rows[i], hover[i][j]) for i in range(len(rows)) for j in range(len(cols))
                 if tmap.cell(i, j, bn).diverged]
         if gone:  # a diverged run has no accuracy: an empty cell with a red cross
             fig.add_trace(go.Scatter(x=[g[0] for g in gone], y=[g[1] for g in gone], mode="text", text="×",
                                      textfont=dict(size=22, color="#b00020"), customdata=[g[2] for g in gone],
                                      showlegend=False, hovertemplate="%{customdata}<extra></extra>"),
-                          row=1, col=k + 1)
-        fig.update_xaxes(title_text="learning rate", type="category", showgrid=False, row=1, col=k + 1)
-        fig.update_yaxes(title_text="σ of the initial weights" if k == 0 else None, type="category",
-                         showgrid=False, row=1, col=k + 1)
+                          row=k + 1, col=1)
+        fig.update_xaxes(title_text="learning rate", type="category", showgrid=False, row=k + 1, col=1)
+        fig.update_yaxes(title_text="σ of the initial weights", type="category", showgrid=False, row=k + 1, col=1)
     return style(fig, title=title, height=height)
 
 
@@ -218,7 +220,7 @@ def batch_dependence_figure(results, *, title: str = None, height: int = 420) ->
                                  hovertemplate=f"{r.kind} norm, batch %{{x}}: %{{customdata:.3g}}<extra></extra>"))
     fig.update_xaxes(type="log", title_text="batch size", tickvals=list(results[0].batch_sizes))
     fig.update_yaxes(type="log", exponentformat="power",
-                     title_text="largest change of image 0's output (in output std)")
+                     title_text="change of one image's output (std)")
     return style(fig, title=title, height=height)
 
 

@@ -11,9 +11,11 @@ import math
 import threading
 
 import ipywidgets as widgets
+import torch
 
 from cnnviz.figures.initialisation import signal_flow_svg
-from cnnviz.initialisation import ACTIVATIONS, SCHEMES, InitError, initialise_, is_finite_number
+from cnnviz.initialisation import (ACTIVATIONS, SCHEMES, InitError, initialisable_layers, initialise_,
+                                   is_finite_number)
 from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map, is_cached
 from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
@@ -86,7 +88,8 @@ class SignalFlowExplorer(View):
         self._x, self._y = digits_batch(batch, seed=seed)
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
         self._map_thread = None
-        self._model = None  # (structure, the DeepMLP last built): re-initialised, not rebuilt, when only weights change
+        self._model = None    # (shape, the DeepMLP last built, the settings its weights were drawn with)
+        self._weights = None  # (settings, the weights last drawn): see _network
         px = lambda v: f"{round(v * scale)}px"  # noqa: E731
         wide = {"description_width": px(110)}
 
@@ -208,12 +211,7 @@ class SignalFlowExplorer(View):
         self._renderer.request(settings)
 
     def _render(self, s):
-        key = (s["depth"], s["width"], s["activation"], s["batch_norm"])
-        if self._model is None or self._model[0] != key:  # building is a third of an update: keep the last one
-            self._model = (key, deep_mlp(*key[:2], activation=key[2], batch_norm=key[3]))
-        model = self._model[1]
-        initialise_(model, s["scheme"], activation=s["activation"], sigma=s["sigma"], value=s["value"],
-                    seed=self.seed)
+        model = self._network(s)
         flow = signal_flow(model, self._x, self._y, lr=s["lr"])
         w, h, fs = self._svg_size
         svg = signal_flow_svg(flow, width=w, height=h, font_size=fs)
@@ -222,6 +220,31 @@ class SignalFlowExplorer(View):
         self.numbers.value = self._numbers_html(flow)
         self._clear_message("settings")
         self._clear_message("other")
+
+    def _network(self, s):
+        """The network of settings ``s`` with its initial weights. Building it is a third of an update and an
+        orthogonal initialisation (QR decompositions) half of one, so the last network and the last weights
+        drawn are kept: a new learning rate reuses both, batch norm switched on or off reuses the weights."""
+        shape = (s["depth"], s["width"], s["activation"], s["batch_norm"])
+        draw = (s["scheme"], s["sigma"], s["value"], s["activation"], s["depth"], s["width"], self.seed)
+        if self._model is None or self._model[0] != shape:
+            self._model = (shape, deep_mlp(*shape[:2], activation=shape[2], batch_norm=shape[3]), None)
+        _, model, drawn = self._model
+        if drawn == draw:
+            return model
+        layers = [m for _, m in initialisable_layers(model)]
+        if self._weights is not None and self._weights[0] == draw:
+            with torch.no_grad():
+                for m, w in zip(layers, self._weights[1]):
+                    m.weight.copy_(w)
+                    if m.bias is not None:
+                        m.bias.zero_()
+        else:
+            initialise_(model, s["scheme"], activation=s["activation"], sigma=s["sigma"], value=s["value"],
+                        seed=self.seed)
+            self._weights = (draw, [m.weight.detach().clone() for m in layers])
+        self._model = (shape, model, draw)
+        return model
 
     def _numbers_html(self, flow) -> str:
         big = round(22 * self._scale)
