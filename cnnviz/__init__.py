@@ -7,7 +7,8 @@ use (``cnnviz.conv``, ``cnnviz.layers``, ``cnnviz.receptive_field``, ``cnnviz.da
 ``cnnviz.summaries``, ``cnnviz.accuracy``, ``cnnviz.train``, ``cnnviz.race``, and for looking inside a trained
 network ``cnnviz.probe``, ``cnnviz.features``, ``cnnviz.deconvnet``, ``cnnviz.occlusion``, ``cnnviz.attribution``,
 ``cnnviz.shapes``, ``cnnviz.vismodels``; for chapter 9 ``cnnviz.initialisation``, ``cnnviz.signal_flow``,
-``cnnviz.trainability``, ``cnnviz.normalisation``); ``cnnviz.summary(model, input_size)`` is the model summary.
+``cnnviz.trainability``, ``cnnviz.normalisation``; for chapter 13 ``cnnviz.augmentation``,
+``cnnviz.augmentation_study``); ``cnnviz.summary(model, input_size)`` is the model summary.
 """
 from importlib import import_module
 
@@ -17,12 +18,12 @@ __version__ = "0.1.0"
 __all__ = ["device", "seed", "conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures",
            "widgets", "exercises", "models", "summaries", "summary", "accuracy", "train", "race", "probe", "features",
            "deconvnet", "occlusion", "attribution", "shapes", "vismodels", "initialisation", "signal_flow", "trainability",
-           "normalisation"]
+           "normalisation", "augmentation", "augmentation_study"]
 
 _SUBMODULES = {"conv", "layers", "receptive_field", "data", "kernels", "imaging", "plot", "figures", "widgets",
                "exercises", "models", "summaries", "accuracy", "train", "race", "probe", "features", "deconvnet",
                "occlusion", "attribution", "shapes", "vismodels", "initialisation", "signal_flow",
-               "trainability", "normalisation"}
+               "trainability", "normalisation", "augmentation", "augmentation_study"}
 
 
 def __getattr__(name):

@@ -138,7 +138,10 @@ def as_image_tensor(image) -> tuple:
         note += "Grey image shown as RGB. " if arr.ndim == 2 or arr.shape[2] == 1 else "Transparency composited on white. "
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise AugmentationError(f"Not an image: an array of shape {arr.shape}.")
-    rgb = to_rgb(arr)                                                        # (H, W, 3) uint8
+    try:
+        rgb = to_rgb(arr)                                                    # (H, W, 3) uint8
+    except ValueError as err:
+        raise AugmentationError(f"Not an image this can show: {err}") from err
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255, note.strip()
 
 
@@ -160,12 +163,12 @@ def pca_basis(images) -> PCABasis:
     """AlexNet's PCA over a whole data set: the 3×3 covariance of *all* RGB pixels of ``images`` ((N, 3, H, W)
     floats in [0, 1], or a list of such (3, H, W) images of any sizes), and its eigen-decomposition
     (``torch.linalg.eigh``, sorted largest first)."""
-    if isinstance(images, torch.Tensor) and images.dim() == 4:
-        pixels = images.permute(1, 0, 2, 3).reshape(3, -1)
-    else:
-        pixels = torch.cat([as_image_tensor(im)[0].reshape(3, -1) for im in images], 1)
-    if pixels.shape[0] != 3:
-        raise AugmentationError("PCA colour augmentation needs RGB images (3 channels).")
+    tensors = [images] if isinstance(images, torch.Tensor) and images.dim() == 4 else \
+        [as_image_tensor(im)[0] for im in images]
+    if not tensors or any(t.shape[-3] != 3 for t in tensors):
+        raise AugmentationError("PCA colour augmentation needs RGB images (3 channels): give (N, 3, H, W) or a list "
+                                "of (3, H, W) images.")
+    pixels = torch.cat([t.transpose(0, -3).reshape(3, -1) for t in tensors], 1)             # (3, P)
     x = pixels.double()                                                      # (3, P)
     mean = x.mean(1)
     cov = torch.cov(x)                                                       # (3, 3), divided by P − 1
@@ -192,6 +195,8 @@ class RandomPCAColour(torch.nn.Module):
         self.basis, self.std = basis, float(std)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-3] != 3:
+            return image  # a grey image has no colour to shift, as in ``augment``
         shape = image.shape[:-3] + (3,)
         alphas = torch.randn(shape, device=image.device) * self.std
         return pca_colour(image, alphas, self.basis)
@@ -212,6 +217,8 @@ class RandomChannelShift(torch.nn.Module):
         self.max_offset = float(max_offset)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-3] != 3:
+            return image  # a grey image has no colour to shift, as in ``augment``
         o = (torch.rand(image.shape[:-3] + (3,), device=image.device) * 2 - 1) * self.max_offset
         return channel_shift(image, o)
 
@@ -357,12 +364,13 @@ def random_transform(key: str, *, basis: Optional[PCABasis] = None, **params) ->
         return v2.RandomVerticalFlip(0.5)
     if key == "crop":
         return _SameSizeCrop(p["scale"])
+    bilinear = v2.InterpolationMode.BILINEAR  # as ``augment`` does (v2's default is nearest)
     if key == "translate":
-        return v2.RandomAffine(degrees=0, translate=(abs(p["dx"]), abs(p["dy"])))
+        return v2.RandomAffine(degrees=0, translate=(abs(p["dx"]), abs(p["dy"])), interpolation=bilinear)
     if key == "rotate":
-        return v2.RandomRotation(abs(p["angle"]))
+        return v2.RandomRotation(abs(p["angle"]), interpolation=bilinear)
     if key == "shear":
-        return v2.RandomAffine(degrees=0, shear=abs(p["angle"]))
+        return v2.RandomAffine(degrees=0, shear=abs(p["angle"]), interpolation=bilinear)
     if key == "stretch":
         lo = min(p["sx"], p["sy"], 1 / p["sx"], 1 / p["sy"])
         return _RandomStretch(lo)
@@ -413,9 +421,12 @@ def code(key: str, **params) -> str:
         "hflip": lambda: "v2.RandomHorizontalFlip(p=0.5)",
         "vflip": lambda: "v2.RandomVerticalFlip(p=0.5)",
         "crop": lambda: f"v2.RandomResizedCrop(size, scale=({p['scale']:.2f}, 1.0))",
-        "translate": lambda: f"v2.RandomAffine(degrees=0, translate=({abs(p['dx']):.2f}, {abs(p['dy']):.2f}))",
-        "rotate": lambda: f"v2.RandomRotation(degrees={abs(p['angle']):g})",
-        "shear": lambda: f"v2.RandomAffine(degrees=0, shear={abs(p['angle']):g})",
+        "translate": lambda: (f"v2.RandomAffine(degrees=0, translate=({abs(p['dx']):.3g}, {abs(p['dy']):.3g}), "
+                              "interpolation=v2.InterpolationMode.BILINEAR)"),
+        "rotate": lambda: (f"v2.RandomRotation(degrees={abs(p['angle']):g}, "
+                           "interpolation=v2.InterpolationMode.BILINEAR)"),
+        "shear": lambda: (f"v2.RandomAffine(degrees=0, shear={abs(p['angle']):g}, "
+                          "interpolation=v2.InterpolationMode.BILINEAR)"),
         "stretch": lambda: f"cnnviz.augmentation.random_transform('stretch', sx={p['sx']:.2f}, sy={p['sy']:.2f})",
         "perspective": lambda: f"v2.RandomPerspective(distortion_scale={p['distortion']:.2f}, p=1.0)",
         "lens": lambda: f"cnnviz.augmentation.RandomLensDistortion(max_k={abs(p['k']):.2f})",
@@ -425,13 +436,13 @@ def code(key: str, **params) -> str:
         "hue": lambda: f"v2.ColorJitter(hue={abs(p['shift']):.2f})",
         "shift": lambda: f"cnnviz.augmentation.RandomChannelShift(max_offset={max(abs(p['r']), abs(p['g']), abs(p['b'])):g})",
         "pca": lambda: (f"cnnviz.augmentation.RandomPCAColour(basis, std="
-                        f"{max(abs(p['a1']), abs(p['a2']), abs(p['a3'])) / 3:.2f})"),
+                        f"{max(abs(p['a1']), abs(p['a2']), abs(p['a3'])) / 3:.3g})"),
     }[key]()
 
 
 def pipeline_code(steps) -> str:
     """``v2.Compose([...])`` of ``steps`` (a list of ``(key, params)``), one transformation per line."""
-    lines = [f"    {code(k, **p)}," for k, p in steps]
+    lines = [f"    {code(k, **p)}," for k, p in steps] or ["    v2.Identity(),"]
     return "from torchvision.transforms import v2\n\ntrain_transform = v2.Compose([\n" + "\n".join(lines) + "\n])"
 
 

@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from cnnviz.augmentation import AugmentationError, augment, check_params, random_transform
+from cnnviz.augmentation import AugmentationError, augment, random_transform
 
-__all__ = ["Classifier", "classifier", "digits_net", "test_set", "Preservation", "label_preservation",
+__all__ = ["Classifier", "classifier", "digits_net", "held_out_set", "Preservation", "label_preservation",
            "POLICIES", "ComparisonConfig", "EMBEDDED_COMPARISON", "Comparison", "training_comparison",
            "cached_training_comparison", "Throughput", "augmentation_throughput"]
 
@@ -141,7 +141,7 @@ def classifier(name="shapesnet", *, progress: bool = False) -> Classifier:
     raise AugmentationError(f"Unknown classifier {name!r}: use 'shapesnet', 'digits' or a cnnviz Classifier.")
 
 
-def test_set(name: str, n: int = 600, *, seed: int = 1):
+def held_out_set(name: str, n: int = 600, *, seed: int = 1):
     """``(images, labels)`` to measure on: "digits", the test part of the digits ((360, 1, 8, 8) in [0, 1]);
     "shapesnet", ``n`` new shapes images (64×64 RGB) from a seed no training set uses."""
     if name == "digits":
@@ -254,10 +254,17 @@ def training_comparison(config: ComparisonConfig = EMBEDDED_COMPARISON, *, polic
     """Train the small CNN of ``config`` once per policy (``POLICIES`` by default) and seed: each epoch, every
     training image is augmented afresh (per image, on the CPU, through ``torchvision.transforms.v2``). The
     mirror policy is there to show what a transformation that does not keep the label does."""
+    from cnnviz.runtime import cpu_threads
+
+    policies = POLICIES if policies is None else policies
+    with cpu_threads(1):  # small networks: one thread is faster than two busy ones (and the same numbers)
+        return _compare(config, policies)
+
+
+def _compare(config, policies) -> Comparison:
     from cnnviz.data import digits_tensors
     from cnnviz.runtime import flush_denormals
 
-    policies = POLICIES if policies is None else policies
     d = digits_tensors()
     train_x, train_y = d["train_images"][:config.n_train].float() / 255, d["train_labels"][:config.n_train]
     test_x, test_y = d["test_images"].float() / 255, d["test_labels"]
@@ -329,7 +336,8 @@ def cached_training_comparison(config: ComparisonConfig = EMBEDDED_COMPARISON, *
 class Throughput:
     """Images per second of augmentation alone (random crop with 4 pixels of padding, horizontal flip, and
     normalisation to float) for ``n`` images of 3×``size``×``size``: through PIL and a ``DataLoader`` with 0 and
-    with ``workers`` worker processes, and batched on ``device`` by ``cnnviz.train.DeviceLoader``."""
+    with ``workers`` worker processes, and batched on ``device`` by ``cnnviz.train.DeviceLoader``; and batched
+    with PCA colour augmentation added (``device_batched_colour``)."""
     n: int
     size: int
     pil_loader: float
@@ -337,6 +345,7 @@ class Throughput:
     workers: int
     device_batched: float
     device: str
+    device_batched_colour: float = math.nan
 
 
 class _PILDataset(torch.utils.data.Dataset):
@@ -378,17 +387,21 @@ def augmentation_throughput(n: int = 5000, size: int = 32, *, batch_size: int = 
     from cnnviz.runtime import cpu_threads
 
     dev = torch.device(device) if device is not None else best_device()
+    from cnnviz.augmentation import RandomPCAColour, default_basis
+
     with cpu_threads(1 if dev.type == "cpu" else None):  # one core each: two busy threads can be 4–10× slower
         batched = _batched_rate(images, labels, batch_size, dev)
-    return Throughput(n, size, pil_rate(0), pil_rate(workers) if workers else math.nan, workers, batched, str(dev))
+        colour = _batched_rate(images, labels, batch_size, dev, RandomPCAColour(default_basis()))
+    return Throughput(n, size, pil_rate(0), pil_rate(workers) if workers else math.nan, workers, batched, str(dev),
+                      colour)
 
 
-def _batched_rate(images, labels, batch_size, dev) -> float:
+def _batched_rate(images, labels, batch_size, dev, transform=None) -> float:
     from cnnviz.train import DeviceLoader
 
     n = len(images)
     loader = DeviceLoader(images, labels, batch_size=batch_size, mean=(0.5,) * 3, std=(0.25,) * 3, device=dev,
-                          augment=True, generator=torch.Generator().manual_seed(1))
+                          augment=True, generator=torch.Generator().manual_seed(1), transform=transform)
     for _ in loader:  # warm-up (and the copy to the device)
         break
     if dev.type == "cuda":

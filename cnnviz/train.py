@@ -222,7 +222,10 @@ class DeviceLoader:
     H // 8: 4 for 32×32) and, with ``flip``, a left-right mirror with
     probability 1/2, drawn per image (``draw_epoch`` says in what order). Then
     ``(pixels / 255 - mean) / std`` in float32, laid out channels-last when
-    ``channels_last``. ``drop_last`` leaves out the N mod batch_size images
+    ``channels_last``. ``transform``: a further augmentation of whole batches on
+    the device, a module taking (B, C, H, W) floats in [0, 1] and drawing its
+    parameters per image (``cnnviz.augmentation.RandomPCAColour``, say); it
+    draws from torch's global generator, not from ``generator``. ``drop_last`` leaves out the N mod batch_size images
     left over (a different few each epoch when shuffled). The data is copied to
     ``device`` once if it takes at most half its free memory, else it stays on
     the host and each batch is copied over.
@@ -230,7 +233,8 @@ class DeviceLoader:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, mean, std, device=None,
                  shuffle: bool = True, augment: bool = False, pad: int = None, flip: bool = True,
-                 drop_last: bool = None, channels_last: bool = False, generator: torch.Generator = None):
+                 drop_last: bool = None, channels_last: bool = False, generator: torch.Generator = None,
+                 transform=None):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError("DeviceLoader takes (N, C, H, W) uint8 images; see TensorData.from_arrays.")
         n = len(images)
@@ -240,7 +244,7 @@ class DeviceLoader:
         self.batch_size, self.shuffle, self.augment, self.flip = int(batch_size), shuffle, augment, flip
         self.pad = images.shape[2] // 8 if pad is None else int(pad)
         self.drop_last = shuffle if drop_last is None else drop_last
-        self.channels_last = channels_last
+        self.channels_last, self.transform = channels_last, transform
         if generator is None and (shuffle or augment):  # not seeding: a seed drawn from torch's global generator
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), dtype=torch.int64)))
         self.generator = generator
@@ -276,6 +280,8 @@ class DeviceLoader:
             y = y.to(self.device, non_blocking=True)                            # (B,)
             if self.augment:
                 x = crop_flip(x, offsets[sl], flips[sl], self.pad)
+            if self.transform is not None:  # a batched augmentation on floats in [0, 1], e.g. PCA colour
+                x = self.transform(x.to(torch.float32).div_(255)).mul_(255).clamp_(0, 255)
             yield self.normalise(x), y
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:

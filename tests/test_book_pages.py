@@ -239,7 +239,7 @@ def test_signal_flow_explorer_menu_and_depth_slider(server, browser):
         assert page.evaluate(titles, index)[0].startswith("without BN, activations: std at layer 50")
         gd.scroll_into_view_if_needed()
         gd.locator(".updatemenu-header-group").first.click()
-        gd.locator(".updatemenu-button", has_text="N(0, 0.01²) · tanh").first.click()
+        gd.locator(".updatemenu-dropdown-button", has_text="N(0, 0.01²) · tanh").first.click()
         page.wait_for_timeout(500)
         assert page.evaluate(titles, index)[0] == "without BN, activations: std at layer 50 = 0"
         _click_slider_step(page, index, 0.0)

@@ -276,3 +276,36 @@ def test_signal_flow_explorer_in_jupyterlab(lab, browser):
         assert "Traceback" not in explorer.inner_text()
         explorer.screenshot(path=str(SHOTS / "lab_signal_flow_explorer_3_cell.png"))
         _check_offline_and_quiet(errors, outside)
+
+
+def test_augmentation_explorer_in_jupyterlab(lab, browser):
+    """widgets/augmentation_explorer.ipynb: run all (ShapesNet, trained once and cached by the book build), see
+    the shape beside its rotation and checkerboard, the mosaic of random draws with the label meter and the
+    pipeline's code; choose the hue (a colour transformation: no checkerboard), then the digit (the digits CNN
+    reads it as a 6); "Add to pipeline" at the identity is a sentence. Screenshots go to
+    /tmp/lab_augmentation_explorer_*.png."""
+    notebook = "widgets/augmentation_explorer.ipynb"
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
+        explorer = page.locator(".cnnviz-au").first
+        explorer.get_by_text("draws keep the label", exact=False).first.wait_for(state="visible", timeout=120_000)
+        page.wait_for_function("""() => { const imgs = [...document.querySelectorAll('.cnnviz-au img')];
+            return imgs.length >= 4 && imgs.every(i => i.complete && i.naturalWidth > 0); }""")
+        explorer.get_by_text("train_transform = v2.Compose", exact=False).wait_for(state="visible")
+        explorer.get_by_text("the same transformation on a checkerboard").wait_for(state="visible")
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=str(SHOTS / "lab_augmentation_explorer_1_shapes.png"))
+        page.locator(".cnnviz-au select").nth(1).select_option(label="hue")
+        explorer.get_by_text("hue (shift 0)").wait_for(state="visible")
+        explorer.get_by_text("turn of the colour wheel").wait_for(state="visible")
+        explorer.get_by_text("the same transformation on a checkerboard").wait_for(state="hidden")
+        page.locator(".cnnviz-au select").nth(0).select_option(label="digit (8×8 handwritten)")
+        explorer.get_by_text("the original is read as 6", exact=False).first.wait_for(state="visible")
+        page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz-au img')]
+            .every(i => i.complete && i.naturalWidth > 0)""")
+        explorer.screenshot(path=str(SHOTS / "lab_augmentation_explorer_2_digit_hue.png"))
+        page.locator(".cnnviz-au button", has_text="Add to pipeline").click()
+        explorer.get_by_text("is at its identity", exact=False).first.wait_for(state="visible")
+        page.wait_for_timeout(500)
+        assert "Traceback" not in explorer.inner_text()
+        explorer.screenshot(path=str(SHOTS / "lab_augmentation_explorer_3_message.png"))
+        _check_offline_and_quiet(errors, outside)

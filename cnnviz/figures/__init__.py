@@ -1,6 +1,7 @@
 """Plotly figure builders: take data, return a styled ``go.Figure``, never show it.
 
-One module per chapter topic; everything public is re-exported here, so
+One module per chapter topic; everything public is re-exported here (except
+``cnnviz.figures.augmentation``, which needs torchvision: import it from there), so
 ``from cnnviz import figures; figures.kernel_gallery(...)`` works. Every figure
 is interactive with no kernel (sliders and buttons switch between precomputed
 states), so the static book keeps what the live widgets do.

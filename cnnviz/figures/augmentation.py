@@ -182,10 +182,11 @@ def training_curves_figure(comparison, *, title: str = None, height: int = 480) 
 def throughput_figure(throughput, *, title: str = None, height: int = 360) -> go.Figure:
     """Images per second of augmentation through PIL and a ``DataLoader`` against batched on the device."""
     t = throughput
-    labels = ["PIL + DataLoader", f"PIL + DataLoader, {t.workers} workers", f"batched on the device ({t.device})"]
-    values = [t.pil_loader, t.pil_workers, t.device_batched]
+    labels = ["PIL + DataLoader", f"PIL + DataLoader, {t.workers} workers", f"batched on the device ({t.device})",
+              "batched, with PCA colour"]
+    values = [t.pil_loader, t.pil_workers, t.device_batched, t.device_batched_colour]
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"{v:,.0f} images/s" for v in values],
-                           textposition="auto", marker_color=["#999999", "#777777", "#2c6fbb"]))
+                           textposition="auto", marker_color=["#999999", "#777777", "#2c6fbb", "#1f4f8b"]))
     fig.update_xaxes(type="log", title_text=f"images per second ({t.size}×{t.size}, log scale)")
     fig.update_yaxes(autorange="reversed")
     return style(fig, title=title, height=height)

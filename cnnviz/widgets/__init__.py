@@ -4,6 +4,7 @@ Importing ``cnnviz.widgets`` is the only place cnnviz imports ipywidgets.
 """
 from cnnviz.widgets.architecture_explorer import ArchitectureExplorer
 from cnnviz.widgets.attribution_explorer import AttributionExplorer
+from cnnviz.widgets.augmentation_explorer import AugmentationExplorer
 from cnnviz.widgets.conv_explorer import ConvExplorer
 from cnnviz.widgets.feature_map_explorer import FeatureMapExplorer
 from cnnviz.widgets.filter_gallery import FilterGallery
@@ -15,4 +16,5 @@ from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
 from cnnviz.widgets.signal_flow_explorer import SignalFlowExplorer
 
 __all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer",
-           "LiveTraining", "SignalFlowExplorer", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer"]
+           "LiveTraining", "SignalFlowExplorer", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer",
+           "AugmentationExplorer"]
