@@ -11,15 +11,18 @@ from cnnviz.augmentation import AUGMENTATIONS, augment, random_transform
 from cnnviz.plot import style
 
 __all__ = ["transformation_grid_figure", "augmentation_gallery_figure", "pca_cloud_figure", "preservation_figure",
-           "training_curves_figure", "throughput_figure", "mosaic"]
+           "training_curves_figure", "throughput_figure", "mosaic", "to_uint8"]
 
 
-def _uint8(t: torch.Tensor) -> np.ndarray:
-    """(C, H, W) float in [0, 1] → (H, W, 3) uint8."""
-    x = t.clamp(0, 1)
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return (x.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """(C, H, W) or (N, C, H, W) floats in [0, 1] → uint8 (…, H, W, 3); a grey image is repeated in R, G, B."""
+    t = t.detach().clamp(0, 1)
+    if t.shape[-3] == 1:
+        t = t.expand(*t.shape[:-3], 3, *t.shape[-2:])
+    return (t.movedim(-3, -1) * 255).round().to(torch.uint8).numpy()
+
+
+_uint8 = to_uint8
 
 
 def _jpeg_uri(arr: np.ndarray, quality: int = 80) -> str:
@@ -28,16 +31,23 @@ def _jpeg_uri(arr: np.ndarray, quality: int = 80) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(arr, quality=quality)).decode()
 
 
-def mosaic(images, columns: int, gap: int = 4) -> np.ndarray:
-    """(H', W', 3) uint8: ``images`` ((N, C, H, W) or a list of (C, H, W) floats in [0, 1]) in rows of
-    ``columns`` with white gaps."""
-    tiles = [_uint8(t) for t in images]
-    h, w = tiles[0].shape[:2]
-    rows = -(-len(tiles) // columns)
-    out = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3), 255, np.uint8)
-    for k, t in enumerate(tiles):
-        r, c = divmod(k, columns)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = t
+def mosaic(tiles: np.ndarray, cols: int, *, border: int = 4, colours=None) -> np.ndarray:
+    """One picture of ``tiles`` (N, H, W, 3) uint8, ``cols`` to a row, each framed by ``border`` pixels of its
+    colour from ``colours`` (N RGB triples; white where None)."""
+    n, h, w, _ = tiles.shape
+    rows = -(-n // cols)
+    b = border
+    out = np.full((rows * (h + 2 * b), cols * (w + 2 * b), 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top, left = r * (h + 2 * b), c * (w + 2 * b)
+        if colours is not None and colours[i] is not None and b:   # the frame only: four strips
+            bottom, right = top + h + 2 * b, left + w + 2 * b
+            for rows_, cols_ in ((slice(top, top + b), slice(left, right)), (slice(bottom - b, bottom),
+                                 slice(left, right)), (slice(top, bottom), slice(left, left + b)),
+                                 (slice(top, bottom), slice(right - b, right))):
+                out[rows_, cols_] = colours[i]
+        out[top + b:top + b + h, left + b:left + b + w] = tiles[i]
     return out
 
 
@@ -83,7 +93,8 @@ def augmentation_gallery_figure(image: torch.Tensor, classifier, levels: dict, *
         colours = ["#1b7a1b" if c == truth else "#b00020" for c in pred]
         setting = ", ".join(f"{n} {v:g}" for n, v in params.items())
         head = f"{AUGMENTATIONS[key].label} ({setting}): {kept} of {draws} random draws keep the label '{names[truth]}'"
-        return mosaic(tiles, cols), captions, colours, head
+        frames_rgb = [(27, 122, 27) if c == truth else (176, 0, 32) for c in pred]
+        return mosaic(to_uint8(torch.stack(tiles)), cols, border=2, colours=frames_rgb), captions, colours, head
 
     keys = list(levels)
     img_w = None
@@ -91,8 +102,8 @@ def augmentation_gallery_figure(image: torch.Tensor, classifier, levels: dict, *
         for k, params in enumerate(levels[key]):
             arr, captions, colours, head = state(key, params, k)
             img_w = arr.shape[1]
-            tile_w = (arr.shape[1] - (cols - 1) * 4) / cols
-            notes = [dict(x=i * (tile_w + 4) + tile_w / 2, y=arr.shape[0] + 14, xref="x", yref="y", text=c,
+            tile_w = arr.shape[1] / cols
+            notes = [dict(x=i * tile_w + tile_w / 2, y=arr.shape[0] + 14, xref="x", yref="y", text=c,
                           showarrow=False, font=dict(size=12, color=col))
                      for i, (c, col) in enumerate(zip(captions, colours))]
             notes.append(dict(x=0, y=-8, xref="x", yref="y", xanchor="left", yanchor="bottom", text=head,

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from cnnviz.augmentation import (AUGMENTATIONS, AugmentationError, as_image_tensor, augment, check_params,
                                  checkerboard, pipeline_code, random_transform)
+from cnnviz.figures.augmentation import mosaic, to_uint8
 from cnnviz.imaging import jpeg_bytes, png_bytes
 from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes
 
@@ -101,14 +102,6 @@ def _shrink(t: torch.Tensor):
     return small.clamp(0, 1), f"Shrunk from {w}×{h} to {size[1]}×{size[0]} pixels."
 
 
-def _to_uint8(t: torch.Tensor) -> np.ndarray:
-    """(C, H, W) or (N, C, H, W) floats in [0, 1] → uint8 (…, H, W, 3)."""
-    t = t.detach().clamp(0, 1)
-    if t.shape[-3] == 1:
-        t = t.expand(*t.shape[:-3], 3, *t.shape[-2:])
-    return (t.movedim(-3, -1) * 255).round().to(torch.uint8).numpy()
-
-
 def _enlarge(a: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement of (…, H, W, 3) by a whole ``factor`` (sharp pixels in any browser)."""
     return a if factor == 1 else a.repeat(factor, -3).repeat(factor, -2)
@@ -117,26 +110,6 @@ def _enlarge(a: np.ndarray, factor: int) -> np.ndarray:
 def _factor(side: int, want: int) -> int:
     """The whole factor that brings a small image of ``side`` pixels up to about ``want`` pixels."""
     return max(1, want // max(side, 1))
-
-
-def mosaic(tiles: np.ndarray, cols: int, *, border: int = 4, colours=None) -> np.ndarray:
-    """One picture of ``tiles`` (N, H, W, 3) uint8, ``cols`` to a row, each framed by ``border`` pixels of its
-    colour from ``colours`` (N RGB triples; white where None)."""
-    n, h, w, _ = tiles.shape
-    rows = -(-n // cols)
-    b = border
-    out = np.full((rows * (h + 2 * b), cols * (w + 2 * b), 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        top, left = r * (h + 2 * b), c * (w + 2 * b)
-        if colours is not None and colours[i] is not None and b:   # the frame only: four strips
-            bottom, right = top + h + 2 * b, left + w + 2 * b
-            for rows_, cols_ in ((slice(top, top + b), slice(left, right)), (slice(bottom - b, bottom),
-                                 slice(left, right)), (slice(top, bottom), slice(left, left + b)),
-                                 (slice(top, bottom), slice(right - b, right))):
-                out[rows_, cols_] = colours[i]
-        out[top + b:top + b + h, left + b:left + b + w] = tiles[i]
-    return out
 
 
 def _rgb(colour: str):
@@ -616,10 +589,10 @@ class AugmentationExplorer(View):
         small = r["kind"] != "photo"
         pic = self._picture_bytes(result, small)
         original_pic = self._original_picture(r["source"], image, small)
-        board_pic = png_bytes(_to_uint8(board)) if board is not None else None
+        board_pic = png_bytes(to_uint8(board)) if board is not None else None
         cols = min(r["draws"], 4)
         tile = round(170 * self._scale)
-        tiles = _to_uint8(draws)
+        tiles = to_uint8(draws)
         if small:
             tiles = _enlarge(tiles, _factor(max(tiles.shape[1:3]), tile))
         colours = None
@@ -665,7 +638,7 @@ class AugmentationExplorer(View):
         return list(pipeline) + current
 
     def _picture_bytes(self, t, small):
-        a = _to_uint8(t)
+        a = to_uint8(t)
         if small:
             return "png", png_bytes(_enlarge(a, _factor(max(a.shape[:2]), round(240 * self._scale))))
         return "jpeg", jpeg_bytes(a, 90)
