@@ -158,7 +158,8 @@ def pca_cloud_figure(basis, pixels: torch.Tensor, *, points: int = 3000, title: 
     return style(fig, title=title, height=height)
 
 
-def preservation_figure(results: dict, *, title: str = None, height: int = 440) -> go.Figure:
+def preservation_figure(results: dict, *, title: str = None, xlabel: str = "magnitude",
+                        height: int = 440) -> go.Figure:
     """Accuracy against the magnitude of a transformation: ``results`` maps a label to a
     ``cnnviz.augmentation_study.Preservation`` (one line each; hover: the worst class at that magnitude)."""
     fig = go.Figure()
@@ -168,11 +169,11 @@ def preservation_figure(results: dict, *, title: str = None, height: int = 440) 
                                  line=dict(width=3), customdata=worst,
                                  hovertemplate=f"{label}, %{{x:g}}: %{{y:.1f}} %<br>%{{customdata}}<extra></extra>"))
     fig.update_yaxes(title_text="test accuracy (%)", range=[0, 100])
-    fig.update_xaxes(title_text="magnitude")
+    fig.update_xaxes(title_text=xlabel)
     return style(fig, title=title, height=height)
 
 
-def training_curves_figure(comparison, *, title: str = None, height: int = 480) -> go.Figure:
+def training_curves_figure(comparison, *, title: str = None, height: int = 600) -> go.Figure:
     """Training error (dashed, on the un-augmented training images) and test error (solid) per epoch, one colour
     per augmentation policy."""
     from plotly.colors import qualitative
@@ -187,7 +188,9 @@ def training_curves_figure(comparison, *, title: str = None, height: int = 480) 
                                  name=f"{name}: training", line=dict(color=colour, width=2, dash="dash")))
     fig.update_yaxes(title_text="error (%)", range=[0, 40])
     fig.update_xaxes(title_text="epoch")
-    return style(fig, title=title, height=height)
+    style(fig, title=title, height=height)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25, font=dict(size=13)))
+    return fig
 
 
 def throughput_figure(throughput, *, title: str = None, height: int = 360) -> go.Figure:
