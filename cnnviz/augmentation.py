@@ -111,6 +111,8 @@ def check_params(key: str, **params) -> dict:
             raise AugmentationError(f"{aug.label}: {p.name} = {v:g} is outside its range, {p.low:g} to {p.high:g} "
                                     f"({p.label}).")
         out[p.name] = float(v)
+    if aug.family == "flip" and out["p"] not in (0.0, 1.0):
+        raise AugmentationError(f"A flip is done (p = 1) or not (p = 0); got p = {out['p']:g}.")
     return out
 
 
@@ -225,10 +227,10 @@ class RandomChannelShift(torch.nn.Module):
 
 def lens_distortion(image: torch.Tensor, k) -> torch.Tensor:
     """Radial lens distortion with coefficient ``k`` (one number, or (B,) one per image): the output pixel at
-    radius r (1 at the middle of each side) takes the input at r·(1 − k·r²), by bilinear ``grid_sample``. With
+    radius r (1 at the middle of each side) takes the input at r / (1 + k·r²), by bilinear ``grid_sample``. With
     k < 0 the magnification falls towards the edges (barrel: straight lines bow outwards, the corners show
     more of the scene, black beyond it); with k > 0 it grows (pincushion: lines bow inwards); 0 is the
-    identity."""
+    identity. For |k| ≤ 0.5 the mapping keeps growing out to the corners (r = √2): it never folds back."""
     squeeze = image.dim() == 3
     x = image[None] if squeeze else image
     b, _, h, w = x.shape
@@ -236,7 +238,7 @@ def lens_distortion(image: torch.Tensor, k) -> torch.Tensor:
                             torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype), indexing="ij")
     r2 = (xs.square() + ys.square())[None]                                  # (1, H, W)
     kk = torch.as_tensor(k, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
-    factor = 1 - kk * r2                                                     # (B or 1, H, W)
+    factor = 1 / (1 + kk * r2).clamp_min(1e-6)  # (B or 1, H, W); at k = −0.5 the corners sample far outside: black
     grid = torch.stack([xs[None] * factor, ys[None] * factor], -1).expand(b, h, w, 2)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return out[0] if squeeze else out
@@ -309,8 +311,6 @@ def augment(image: torch.Tensor, key: str, *, basis: Optional[PCABasis] = None, 
         return image  # exactly: interpolating at the identity would still blur by a rounding error
     h, w = image.shape[-2:]
     if key in ("hflip", "vflip"):
-        if p["p"] not in (0.0, 1.0):
-            raise AugmentationError(f"A flip is done (p = 1) or not (p = 0); got p = {p['p']:g}.")
         return (TF.horizontal_flip if key == "hflip" else TF.vertical_flip)(image) if p["p"] else image
     if key == "crop":
         top, left, ch, cw = _crop_box(h, w, p["scale"], p["x"], p["y"])
@@ -335,8 +335,7 @@ def augment(image: torch.Tensor, key: str, *, basis: Optional[PCABasis] = None, 
     if key == "brightness":
         return TF.adjust_brightness(image, p["factor"])
     if key == "contrast":
-        return TF.adjust_contrast(image, p["factor"]) if image.shape[-3] == 3 else \
-            (image.mean((-2, -1), keepdim=True) + p["factor"] * (image - image.mean((-2, -1), keepdim=True))).clamp(0, 1)
+        return TF.adjust_contrast(image, p["factor"])
     if key in ("saturation", "hue") and image.shape[-3] != 3:
         return image  # a grey image has no saturation or hue to change
     if key == "saturation":

@@ -99,7 +99,7 @@ def digits_net(*, seed: int = 0, cache: bool = True) -> Classifier:
             state = None
     if state is None:
         with torch.random.fork_rng(devices=[]), cpu_threads(1):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             model = _DigitsNet()
             opt = torch.optim.Adam(model.parameters(), lr=_DIGITS_RECIPE["lr"])
             xn, y = (x - mean) / std, d["train_labels"]
@@ -142,7 +142,7 @@ def classifier(name="shapesnet", *, progress: bool = False) -> Classifier:
 
 
 def held_out_set(name: str, n: int = 600, *, seed: int = 1):
-    """``(images, labels)`` to measure on: "digits", the test part of the digits ((360, 1, 8, 8) in [0, 1]);
+    """``(images, labels)`` to measure on: "digits", the test part of the digits ((359, 1, 8, 8) in [0, 1]);
     "shapesnet", ``n`` new shapes images (64×64 RGB) from a seed no training set uses."""
     if name == "digits":
         from cnnviz.data import digits_tensors
@@ -215,7 +215,7 @@ def _policy_transform(policy):
 @dataclass(frozen=True)
 class ComparisonConfig:
     """A small training set: the first ``n_train`` of the digits' training images (the test set is the digits'
-    360 test images), the CNN of ``digits_net`` trained ``epochs`` epochs with Adam (``lr``, batch
+    359 test images), the CNN of ``digits_net`` trained ``epochs`` epochs with Adam (``lr``, batch
     ``batch_size``), once per seed of ``seeds``."""
     n_train: int = 300
     epochs: int = 40
@@ -225,6 +225,7 @@ class ComparisonConfig:
 
 
 EMBEDDED_COMPARISON = ComparisonConfig()
+_COMPARISON_FORMAT = "comparison-2"  # part of the cache key: bump it when what a comparison measures changes
 
 
 @dataclass
@@ -243,11 +244,17 @@ class Comparison:
 
 
 def _error(model, x, y) -> float:
-    model.eval()
-    with torch.no_grad():
-        e = float((model(x).argmax(1) != y).float().mean())
-    model.train()
-    return e
+    from cnnviz.probe import eval_mode
+
+    with eval_mode(model), torch.no_grad():
+        return float((model(x).argmax(1) != y).float().mean())
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``x`` (B, C, H, W) moved ``dy`` pixels down and ``dx`` right, filled with zeros (not wrapped around)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1))
+    return padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
 
 
 def training_comparison(config: ComparisonConfig = EMBEDDED_COMPARISON, *, policies=None) -> Comparison:
@@ -275,7 +282,7 @@ def _compare(config, policies) -> Comparison:
         runs, tta_runs = [], []
         for seed in config.seeds:
             with torch.random.fork_rng(devices=[]), flush_denormals():
-                torch.manual_seed(seed)
+                torch.default_generator.manual_seed(seed)
                 model = nn.Sequential(_Standardise(mean, std), _DigitsNet())
                 opt = torch.optim.Adam(model.parameters(), lr=config.lr)
                 transform = _policy_transform(policy)
@@ -290,8 +297,8 @@ def _compare(config, policies) -> Comparison:
                     test_err.append(_error(model, test_x, test_y))
                 model.eval()
                 with torch.no_grad():  # test-time augmentation: the image and four one-pixel shifts of it
-                    p = sum(torch.softmax(model(torch.roll(test_x, s, dims)), 1)
-                            for s, dims in [(0, -1), (1, -1), (-1, -1), (1, -2), (-1, -2)])
+                    p = sum(torch.softmax(model(_shift(test_x, dy, dx)), 1)
+                            for dy, dx in [(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)])
                 tta_runs.append(float((p.argmax(1) != test_y).float().mean()))
             runs.append((train_err, test_err))
         curves[name] = {"train_error": np.mean([r[0] for r in runs], 0).tolist(),
@@ -306,7 +313,7 @@ def cached_training_comparison(config: ComparisonConfig = EMBEDDED_COMPARISON, *
     computed and stored (JSON, atomically) when missing, damaged or ``refresh``."""
     from cnnviz.data import cache_dir
 
-    key = hashlib.sha256((json.dumps(asdict(config), sort_keys=True) + json.dumps(
+    key = hashlib.sha256((_COMPARISON_FORMAT + json.dumps(asdict(config), sort_keys=True) + json.dumps(
         {k: v for k, v in POLICIES.items()}, sort_keys=True, default=str)).encode()).hexdigest()[:16]
     path = (Path(cache) if cache is not None else cache_dir() / "augmentation") / f"comparison-{key}.json"
     if path.exists() and not refresh:

@@ -191,7 +191,9 @@ def initialise_(model: nn.Module, scheme: str, *, activation: str = "relu", sigm
     else:
         devices = [p.device for p in model.parameters() if p.device.type == "cuda"]
         with torch.random.fork_rng(devices=devices[:1]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)   # only the CPU's: other devices' generators stay as they are
+            if devices:
+                torch.cuda.manual_seed(seed)             # the one device forked above, restored after
             run()
     return model
 

@@ -61,7 +61,7 @@ def normalise(x: torch.Tensor, kind: str, *, groups: int = 2, eps: float = 1e-5)
     return (x - mean) / torch.sqrt(var + eps)
 
 
-def norm_layer(kind: str, channels: int, *, groups: int = 2, spatial=None) -> nn.Module:
+def norm_layer(kind: str, channels: int, *, groups: int = 2) -> nn.Module:
     """torch's own module for ``kind`` (γ = 1, β = 0 at the start): ``BatchNorm2d``, ``GroupNorm(1, C)`` for
     layer norm over (C, H, W) (``LayerNorm([C, H, W])`` is the same statistics but with one γ per value),
     ``InstanceNorm2d(affine=True)``, ``GroupNorm(groups, C)``."""

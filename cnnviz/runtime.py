@@ -1,6 +1,7 @@
 """Where computation runs, how randomness is seeded (explicitly, never at import), and the CPU settings
 an experiment changes for its duration only (threads, denormal floats)."""
 import random
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -33,19 +34,32 @@ def seed(n: int) -> torch.Generator:
     return torch.Generator().manual_seed(n)
 
 
+_THREADS = {"lock": threading.Lock(), "depth": 0, "saved": None}
+
+
 @contextmanager
 def cpu_threads(threads):
     """Run the ``with`` block with torch using ``threads`` CPU threads, then restore the number it had
-    (``None``: leave it as it is). Small networks train faster on one thread than on two busy ones."""
+    (``None``: leave it as it is). Small networks train faster on one thread than on two busy ones.
+
+    torch's thread count belongs to the whole process, and widgets enter this from their own threads: the
+    first block in saves the count and the last one out restores it, so blocks that overlap (on one thread
+    or several) cannot leave torch on the wrong number."""
     if threads is None:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
+    with _THREADS["lock"]:
+        if _THREADS["depth"] == 0:
+            _THREADS["saved"] = torch.get_num_threads()
+        _THREADS["depth"] += 1
+        torch.set_num_threads(int(threads))
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS["lock"]:
+            _THREADS["depth"] -= 1
+            if _THREADS["depth"] == 0:
+                torch.set_num_threads(_THREADS["saved"])
 
 
 def flushing_denormals() -> bool:

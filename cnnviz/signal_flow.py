@@ -274,8 +274,8 @@ def _weight_stats(names, weights, grads, lr) -> list:
         w = torch.stack([weights[k].detach() for k in idx]).flatten(1).float()   # (L, n)
         g = torch.stack([grads[k].detach() for k in idx]).flatten(1).float()
         many = w.shape[1] > 1
-        w_std = w.std(1).tolist() if many else [0.0] * len(idx)
-        g_std = g.std(1).tolist() if many else [0.0] * len(idx)
+        w_std = w.std(1, unbiased=False).tolist() if many else [0.0] * len(idx)   # as the layers' statistics
+        g_std = g.std(1, unbiased=False).tolist() if many else [0.0] * len(idx)
         w_norm, g_norm = w.norm(dim=1).tolist(), g.norm(dim=1).tolist()
         for r, k in enumerate(idx):
             ratio = lr * g_norm[r] / w_norm[r] if w_norm[r] > 0 else math.inf

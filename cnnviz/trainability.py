@@ -116,10 +116,10 @@ def digits_features():
 
 
 def _accuracy(model, x, y) -> float:
-    model.eval()
-    with torch.no_grad():
+    from cnnviz.probe import eval_mode
+
+    with eval_mode(model), torch.no_grad():
         out = model(x)
-    model.train()
     if not torch.isfinite(out).all():
         return math.nan
     return float((out.argmax(1) == y).float().mean())

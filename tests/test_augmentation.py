@@ -212,8 +212,8 @@ def test_lens_distortion_follows_its_documented_mapping():
     for k in (-0.5, -0.2, 0.3, 0.5):
         out = lens_distortion(image, k)
         assert torch.equal(out[:, n // 2, n // 2], image[:, n // 2, n // 2])  # the centre pixel stays
-        # along the centre row (y = 0, r = |x|) the output at x is the input at x·(1 − k·x²), linearly interpolated
-        src = (xs * (1 - k * xs ** 2) + 1) / 2 * (n - 1)
+        # along the centre row (y = 0, r = |x|) the output at x is the input at x / (1 + k·x²), linearly interpolated
+        src = (xs / (1 + k * xs ** 2) + 1) / 2 * (n - 1)
         inside = (src >= 0) & (src <= n - 1)
         for c in range(3):
             row = np.interp(src, np.arange(n), image[c, n // 2].double().numpy())
@@ -242,15 +242,31 @@ def test_lens_distortion_bends_lines_barrel_outwards_pincushion_inwards():
     assert row_of_line(pincushion, 32) < 16
     assert row_of_line(pincushion, 16) < row_of_line(pincushion, 32) - 1
 
-    # the checkerboard's red centre line stays on the centre rows for any k (it passes through the centre)
+    # the checkerboard's red centre line stays on the centre rows for any k (it passes through the centre), as far
+    # as the picture reaches: at k = −0.5 the sides already sample beyond the scene, so look at |x| ≤ 0.6 there
     board = checkerboard()
-    mid, cols = 64, list(range(16, 56)) + list(range(74, 112))  # away from the blue vertical line
+    mid, cols = 64, list(range(26, 56)) + list(range(74, 102))  # away from the blue vertical line
     for k in (-0.5, -0.2, 0.2, 0.5):
         out = lens_distortion(board, k)
         red = out[0, mid - 1:mid + 1, cols] - out[1, mid - 1:mid + 1, cols]
         assert red.min() > 0.5, k
         assert not torch.equal(out, board)
     assert not torch.allclose(lens_distortion(board, 0.3), lens_distortion(board, -0.3))
+
+
+@pytest.mark.parametrize("k", [-0.5, 0.5])
+def test_lens_distortion_never_folds_back_at_the_ends_of_its_range(k):
+    """Along the diagonal to the corners the sampled radius keeps growing: no part of the scene appears twice
+    (a mapping r·(1 − k·r²) would fold for k > 1/6 and mirror the centre into the corners)."""
+    n = 65
+    ramp = torch.linspace(0, 1, n).expand(n, n)                     # brightness grows to the right
+    image = torch.stack([ramp, ramp.T, torch.zeros(n, n)])          # R: x, G: y
+    out = lens_distortion(image, k)
+    diag = torch.arange(n // 2, n)
+    red = out[0, diag, diag]
+    inside = lens_distortion(torch.ones(1, n, n), k)[0, diag, diag] > 0.999  # not blended with the black beyond
+    seen = red[inside]
+    assert len(seen) >= 4 and bool((seen[1:] >= seen[:-1] - 1e-6).all())
 
 
 def test_lens_distortion_with_one_k_per_image_is_each_image_alone():

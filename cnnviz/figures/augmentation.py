@@ -22,9 +22,6 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
     return (t.movedim(-3, -1) * 255).round().to(torch.uint8).numpy()
 
 
-_uint8 = to_uint8
-
-
 def _jpeg_uri(arr: np.ndarray, quality: int = 80) -> str:
     from cnnviz.imaging import jpeg_bytes
 
@@ -60,7 +57,7 @@ def transformation_grid_figure(image: torch.Tensor, examples, *, columns: int = 
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.02,
                         vertical_spacing=0.12 / rows * 2)
     for i, (k, p) in enumerate(examples):
-        fig.add_trace(go.Image(source=_jpeg_uri(_uint8(augment(image, k, **p))), hoverinfo="skip"),
+        fig.add_trace(go.Image(source=_jpeg_uri(to_uint8(augment(image, k, **p))), hoverinfo="skip"),
                       row=i // columns + 1, col=i % columns + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -83,7 +80,7 @@ def augmentation_gallery_figure(image: torch.Tensor, classifier, levels: dict, *
     def state(key, params, k):
         g = torch.Generator().manual_seed(seed * 1000 + k)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+            torch.default_generator.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
             t = random_transform(key, **params)
             tiles = [augment(image, key, **params)] + [t(image) for _ in range(draws)]
         probs = classifier.probabilities(torch.stack(tiles))

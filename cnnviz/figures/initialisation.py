@@ -251,7 +251,7 @@ def _esc(text: str) -> str:
 
 def signal_flow_svg(flow, *, width: int = 960, height: int = 520, font_size: int = 15) -> str:
     """Two heat maps side by side, activations and gradients: one row per layer (layer 1 at the top), one
-    column per half decade of |value| from 1e-40 to 1e20; colour: the share of the layer's values there
+    column per half decade of |value| from 1e-40 to 1e40; colour: the share of the layer's values there
     (square-root scale); the white line: each layer's standard deviation. Plain SVG with an embedded PNG."""
     fs = font_size
     top, bottom, left, right, gap = 2 * fs + 10, 2 * fs + 18, 3 * fs + 8, 2 * fs, 3 * fs

@@ -558,7 +558,7 @@ class AugmentationExplorer(View):
         steps = r["pipeline"] + [(key, params)]
         transforms = [random_transform(k, **p) for k, p in steps]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + r["redraws"]) % (2 ** 63))
+            torch.default_generator.manual_seed((self.seed * 1_000_003 + r["redraws"]) % (2 ** 63))
             outs = []
             for _ in range(r["draws"]):
                 x = image

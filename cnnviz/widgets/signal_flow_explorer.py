@@ -23,7 +23,7 @@ from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_st
 __all__ = ["SignalFlowExplorer", "LIMITS"]
 
 #: what the controls allow (the functions themselves allow more: cnnviz.signal_flow.MAX_DEPTH)
-LIMITS = {"depth": (1, 50), "width": (8, 512), "sigma": (1e-3, 10.0), "lr": (1e-4, 10.0)}
+LIMITS = {"depth": (1, 50), "sigma": (1e-3, 10.0), "lr": (1e-4, 10.0)}
 WIDTHS = (8, 16, 32, 64, 128, 256, 512)
 _ACCURACY_COLOURS = ((0.9, "#2e7d32", "white"), (0.5, "#9ccc65", "black"), (0.2, "#fff59d", "black"),
                      (0.0, "#eeeeee", "black"))
@@ -144,8 +144,8 @@ class SignalFlowExplorer(View):
                 self._load_map()
             else:
                 self.map_status.value = info_html(
-                    "<b>Trainability map</b>: not computed on this machine yet (about a minute and a half on "
-                    "one CPU core; a GPU does not help such small networks).")
+                    "<b>Trainability map</b>: not computed on this machine yet (about a minute on one CPU "
+                    "core; a GPU does not help such small networks).")
                 self.map_box.children = [self.compute_map]
         self._request()
 
