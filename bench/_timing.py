@@ -1,6 +1,7 @@
 """What every benchmark script shares: timing a call, and naming the machine it ran on."""
 import platform
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -28,3 +29,16 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def first_then_cached(cached_fn):
+    """``(result, first, again)``: ``cached_fn(cache=folder)`` run into an empty temporary cache (computed, in
+    ``first`` seconds), then once more (read back, in ``again`` seconds)."""
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        result = cached_fn(cache=cache)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cached_fn(cache=cache)
+        again = time.perf_counter() - t0
+    return result, first, again

@@ -24,13 +24,11 @@ DataLoader; the comparison ≤ 90 s, cached after. Prints figures; asserts nothi
 import argparse
 import math
 import os
-import tempfile
-import time
 
 import torch
 from torchvision.transforms import v2
 
-from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
+from _timing import cpu_name, first_then_cached, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.augmentation import as_image_tensor, random_transform
 from cnnviz.augmentation_study import (EMBEDDED_COMPARISON, POLICIES, augmentation_throughput,
                                        cached_training_comparison, classifier)
@@ -93,13 +91,7 @@ def throughput_rows(n):
 
 def comparison_rows():
     cfg = EMBEDDED_COMPARISON
-    with tempfile.TemporaryDirectory() as cache:
-        t0 = time.perf_counter()
-        comp = cached_training_comparison(cfg, cache=cache)
-        first = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        cached_training_comparison(cfg, cache=cache)
-        again = time.perf_counter() - t0
+    comp, first, again = first_then_cached(lambda cache: cached_training_comparison(cfg, cache=cache))
     runs = len(POLICIES) * len(cfg.seeds)
     print(f"(c) training comparison: {len(POLICIES)} policies × {len(cfg.seeds)} seeds = {runs} runs of "
           f"{cfg.epochs} epochs on {cfg.n_train} digits ({torch.get_num_threads()} torch threads)")

@@ -18,13 +18,12 @@ asserts nothing.
 """
 import argparse
 import os
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
-from _timing import cpu_name, time_ms  # bench/_timing.py (scripts run from bench/)
+from _timing import cpu_name, first_then_cached, time_ms  # bench/_timing.py (scripts run from bench/)
 from cnnviz.initialisation import initialise_
 from cnnviz.runtime import flush_denormals
 from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
@@ -77,13 +76,7 @@ def main():
     if not args.no_map:
         cfg = EMBEDDED_MAP
         cells = 2 * len(cfg.sigmas) * len(cfg.lrs)
-        with tempfile.TemporaryDirectory() as cache:
-            t0 = time.perf_counter()
-            tmap = cached_trainability_map(cfg, cache=cache)
-            first = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            cached_trainability_map(cfg, cache=cache)
-            again = time.perf_counter() - t0
+        tmap, first, again = first_then_cached(lambda cache: cached_trainability_map(cfg, cache=cache))
         diverged = sum(c.diverged for rows in tmap.cells.values() for row in rows for c in row)
         print(f"\ntrainability map: {len(cfg.sigmas)} σ × {len(cfg.lrs)} learning rates × (without, with BN) = "
               f"{cells} runs of {cfg.epochs} epochs ({diverged} diverged)")
