@@ -20,10 +20,22 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CLASSES", "BACKGROUND_PHOTOS", "make_shapes", "shape_distance"]
+__all__ = ["CLASSES", "NEW_CLASSES", "SHAPES", "TEXTURES", "BACKGROUND_PHOTOS", "make_shapes", "make_textures",
+           "shape_distance"]
 
 #: The class names, in the order of the labels.
 CLASSES = ("disc", "square", "triangle", "ring", "cross", "star")
+
+#: Six further shapes, drawn the same way: the *similar* target of the transfer-learning chapter (chapter 14),
+#: classes a network trained on ``CLASSES`` has never seen.
+NEW_CLASSES = ("hexagon", "half-disc", "crescent", "ellipse", "bar", "ell")
+
+#: Every shape ``make_shapes`` can draw.
+SHAPES = CLASSES + NEW_CLASSES
+
+#: scikit-image photos whose crops are the classes of ``make_textures``: the *different* target of chapter 14
+#: (which material is this?), where the shape a network learnt to look for is absent.
+TEXTURES = ("brick", "grass", "gravel", "text", "coins", "immunohistochemistry")
 
 #: scikit-image photos whose random crops serve as backgrounds (not ``horse``: a silhouette is a shape).
 BACKGROUND_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "brick", "coins", "rocket", "moon", "page",
@@ -35,21 +47,29 @@ _PHOTO_SIDE = 160     # photos are kept as (P, 3, 160, 160) in [0, 1]: crops of 
 # ----------------------------------------------------------------------------- shapes
 
 
-def shape_distance(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _box(a, b, cx, cy, hx, hy):
+    """Signed distance (exact along the sides) to the rectangle centred at (cx, cy) with half-sides hx, hy."""
+    return torch.maximum((a - cx).abs() - hx, (b - cy).abs() - hy)
+
+
+def shape_distance(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor, classes=CLASSES) -> torch.Tensor:
     """How far outside each image's shape every point lies, in the shape's own coordinates.
 
-    ``labels`` (N,) class indices into ``CLASSES``; ``u``, ``v`` (N, H, W):
+    ``labels`` (N,) class indices into ``classes`` (names from ``SHAPES``); ``u``, ``v`` (N, H, W):
     coordinates centred on the shape, rotated with it and divided by its
     radius, so every shape reaches about 1 from its centre. Returns (N, H, W):
     negative inside, positive outside, and near the outline the distance to
     it (in radius units; exact along straight edges and circles, which is
     what antialiasing needs). Disc: radius 1; square: half-side 0.8;
     triangle: equilateral, corners at 1.1; ring: radii 0.55 to 1; cross: arms
-    1 long and 0.56 wide; star: five points at 1.1, inner corners at 0.5.
+    1 long and 0.56 wide; star: five points at 1.1, inner corners at 0.5. The new shapes: hexagon: corners at
+    1; half-disc: radius 1.1, centred so its middle is at the origin; crescent: a disc of radius 1 less one of
+    0.8 shifted by 0.45; ellipse: semi-axes 1 and 0.55 (the distance is approximate: the radius-scaled level
+    set, enough for antialiasing); bar: 2 by 0.7; ell: an L of two bars 0.42 wide, centred on its centroid.
     """
     rho = torch.sqrt(u * u + v * v)                                             # (N, H, W)
     out = torch.empty_like(u)
-    for k, name in enumerate(CLASSES):
+    for k, name in enumerate(classes):
         idx = (labels == k).nonzero().squeeze(1)
         if len(idx) == 0:
             continue
@@ -65,13 +85,29 @@ def shape_distance(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> to
             d = torch.maximum(r - 1, 0.55 - r)
         elif name == "cross":  # the union of two bars
             d = torch.minimum(torch.maximum(a.abs() - 0.28, b.abs() - 1), torch.maximum(b.abs() - 0.28, a.abs() - 1))
-        else:  # star: fold the angle into [0, 36°]; then the side of the edge from a point to an inner corner
+        elif name == "star":  # fold the angle into [0, 36°]; then the side of the edge from a point to an inner corner
             sector = 2 * math.pi / 5
             phi = torch.remainder(torch.atan2(b, a), sector)
             phi = torch.minimum(phi, sector - phi)
             px, py = r * torch.cos(phi), r * torch.sin(phi)
             ox, ix, iy = 1.1, 0.5 * math.cos(sector / 2), 0.5 * math.sin(sector / 2)
             d = (iy * (px - ox) - (ix - ox) * py) / math.hypot(ix - ox, iy)      # signed distance to that line
+        elif name == "hexagon":  # six half-planes, apothem cos 30°
+            d = torch.stack([a * math.cos(t) + b * math.sin(t) - math.cos(math.pi / 6)
+                             for t in (j * math.pi / 3 for j in range(6))]).amax(0)
+        elif name == "half-disc":
+            bb = b + 0.45
+            d = torch.maximum(torch.sqrt(a * a + bb * bb) - 1.1, -bb)
+        elif name == "crescent":
+            d = torch.maximum(r - 1, 0.8 - torch.sqrt((a - 0.45) ** 2 + b * b))
+        elif name == "ellipse":
+            d = (torch.sqrt(a * a + (b / 0.55) ** 2) - 1) * 0.55
+        elif name == "bar":
+            d = _box(a, b, 0, 0, 1.0, 0.35)
+        elif name == "ell":
+            d = torch.minimum(_box(a, b, -0.19, -0.26, 0.21, 0.81), _box(a, b, 0.24, 0.33, 0.64, 0.21))
+        else:
+            raise ValueError(f"There is no shape called {name!r}; make_shapes draws {', '.join(SHAPES)}.")
         out[idx] = d
     return out
 
@@ -86,7 +122,7 @@ def _geometry(n: int, size: int, g: torch.Generator):
     return cy, cx, radius, angle
 
 
-def _coverage(labels, cy, cx, radius, angle, size: int) -> torch.Tensor:
+def _coverage(labels, cy, cx, radius, angle, size: int, classes=CLASSES) -> torch.Tensor:
     """(N, 1, size, size) float in [0, 1]: how much of each pixel the shape covers (a one-pixel ramp at the
     outline, so edges are antialiased)."""
     coords = torch.arange(size, dtype=torch.float32) + 0.5                       # pixel centres
@@ -96,7 +132,7 @@ def _coverage(labels, cy, cx, radius, angle, size: int) -> torch.Tensor:
     r = radius.view(-1, 1, 1)
     u = (c * x + sn * y) / r                                                     # (N, size, size)
     v = (-sn * x + c * y) / r
-    d = shape_distance(labels, u, v) * r                                         # in pixels
+    d = shape_distance(labels, u, v, classes) * r                                # in pixels
     return (0.5 - d).clamp_(0, 1).unsqueeze(1)                                   # (N, 1, size, size)
 
 
@@ -136,8 +172,13 @@ def _photo_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
         idx = (which == p).nonzero().squeeze(1)
         out[idx] = F.grid_sample(photos[p:p + 1].expand(len(idx), -1, -1, -1), grid[idx], mode="bilinear",
                                  padding_mode="reflection", align_corners=False)
-    # recolour with one 3×3 matrix per image: towards a tinted grey (grey photos get a colour), then a
-    # random contrast around the image's mean colour
+    return _recolour(out, g)
+
+
+def _recolour(out: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Recolour (n, 3, size, size) images with one 3×3 matrix each: towards a tinted grey (grey photos get a
+    colour), then a random contrast around the image's mean colour."""
+    n, _, size, _ = out.shape
     tint = 0.4 + 0.6 * torch.rand(n, 3, 1, generator=g)
     mix = torch.rand(n, 1, 1, generator=g)
     contrast = 0.4 + 0.6 * torch.rand(n, 1, 1, generator=g)
@@ -190,11 +231,19 @@ def _backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the dataset
 
 
-def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool = False):
+def _check_names(names, known, what: str, maker: str) -> tuple:
+    names = tuple(names)
+    unknown = [c for c in names if c not in known]
+    if unknown or len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"{maker} needs at least two different {what} from {', '.join(known)}; got {names!r}.")
+    return names
+
+
+def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool = False, classes=CLASSES):
     """``n`` labelled images of coloured shapes on cluttered backgrounds, generated from ``seed``.
 
     Returns ``images`` (n, 3, size, size) uint8 and ``labels`` (n,) int64
-    (indices into ``CLASSES``, drawn uniformly), and with
+    (indices into ``classes``, by default ``CLASSES``; any names from ``SHAPES``, drawn uniformly), and with
     ``return_geometry=True`` also ``geometry`` (n, 4) float: the shape's
     centre row, centre column, radius (pixels) and rotation (radians). The
     same ``seed`` gives the same images. Each shape has a solid colour, far
@@ -205,11 +254,12 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool 
         raise ValueError(f"n is the number of images to make, a whole number of at least 1; got {n!r}.")
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ValueError(f"size is the side of the images in pixels, at least 16; got {size!r}.")
+    classes = _check_names(classes, SHAPES, "shapes", "make_shapes")
     g = torch.Generator().manual_seed(int(seed))
-    labels = torch.randint(0, len(CLASSES), (n,), generator=g)
+    labels = torch.randint(0, len(classes), (n,), generator=g)
     cy, cx, radius, angle = _geometry(n, size, g)
     background = _backgrounds(n, size, g)                                        # (n, 3, size, size)
-    mask = _coverage(labels, cy, cx, radius, angle, size)                        # (n, 1, size, size)
+    mask = _coverage(labels, cy, cx, radius, angle, size, classes)               # (n, 1, size, size)
     # the shape's colour: random, but moved away from the mean colour of the background it covers
     under = (background * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1e-6)   # (n, 3)
     colour = torch.rand(n, 3, generator=g)
@@ -226,3 +276,42 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool 
     if return_geometry:
         return images, labels, torch.stack([cy, cx, radius, angle], dim=1)
     return images, labels
+
+
+def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES):
+    """``n`` labelled close-ups of materials: which photo of ``classes`` (names from ``BACKGROUND_PHOTOS``, by
+    default ``TEXTURES``: brick, grass, gravel, printed text, coins, stained cells) a crop comes from.
+
+    Each crop takes a random sixth to a half of the photo's side, at a random place, rotation and mirroring,
+    recoloured by a random tint and contrast (as ``make_shapes``'s photo backgrounds are), with a little
+    pixel noise: colour says nothing about the class, the texture does. Returns ``images``
+    (n, 3, size, size) uint8 and ``labels`` (n,) int64 (indices into ``classes``, drawn uniformly).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n is the number of images to make, a whole number of at least 1; got {n!r}.")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ValueError(f"size is the side of the images in pixels, at least 16; got {size!r}.")
+    classes = _check_names(classes, BACKGROUND_PHOTOS, "photos", "make_textures")
+    photos = _photos()[[BACKGROUND_PHOTOS.index(c) for c in classes]]          # (K, 3, 160, 160)
+    g = torch.Generator().manual_seed(int(seed))
+    labels = torch.randint(0, len(classes), (n,), generator=g)
+    scale = 0.17 + 0.33 * torch.rand(n, generator=g)                             # crop side / photo side
+    reach = (1 - scale * math.sqrt(2)).clamp_min(0)                              # a rotated crop stays inside
+    shift = reach[:, None] * (2 * torch.rand(n, 2, generator=g) - 1)
+    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    angle = 2 * math.pi * torch.rand(n, generator=g)
+    c, s = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = scale * c * flip, -scale * s
+    theta[:, 1, 0], theta[:, 1, 1] = scale * s * flip, scale * c
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)        # (n, size, size, 2)
+    out = torch.empty(n, 3, size, size)
+    for k in labels.unique().tolist():
+        idx = (labels == k).nonzero().squeeze(1)
+        out[idx] = F.grid_sample(photos[k:k + 1].expand(len(idx), -1, -1, -1), grid[idx], mode="bilinear",
+                                 padding_mode="reflection", align_corners=False)
+    out = _recolour(out, g)
+    sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g)
+    out.add_(sigma * torch.randn(out.shape, generator=g))
+    return out.clamp_(0, 1).mul_(255).round_().to(torch.uint8), labels

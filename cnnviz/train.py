@@ -437,6 +437,12 @@ class Trainer:
     ``train_eval_size``: also evaluate on that many training images (fixed,
     unaugmented) after every epoch. ``on_log(trainer)``, ``on_epoch(trainer)``:
     called after each log point and epoch. ``progress``: a tqdm bar.
+    ``param_groups``: learning rates per group of parameters, as torch's
+    optimisers take them (``[{"params": [...], "lr": 0.001}, ...]``; a group
+    without ``"lr"`` gets ``lr``); the schedule (warm-up, milestones) scales
+    every group alike, and a group at 0 never moves. By default one group of
+    every parameter with ``requires_grad`` (frozen ones are left out; a model
+    with none to train is refused with a sentence saying so).
 
     Each optimisation step is ``step()``; ``run_epoch()`` and ``fit()`` loop
     over it. A NaN or infinite loss raises ``TrainingDiverged`` (on the CPU
@@ -450,7 +456,7 @@ class Trainer:
                  warmup_steps: int = 0, augment: bool = True, pad: int = None, flip: bool = True, device=None,
                  amp=None, channels_last=None, seed: int = None, checkpoint=None, resume: bool = False,
                  restart_if_corrupt: bool = False, log_every: int = None, train_eval_size: int = 0,
-                 on_log=None, on_epoch=None, progress: bool = True):
+                 on_log=None, on_epoch=None, progress: bool = True, param_groups=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         if not isinstance(data, TensorData):
@@ -501,7 +507,7 @@ class Trainer:
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.momentum,
+        self.optimizer = torch.optim.SGD(self._param_groups(param_groups), lr=self.lr, momentum=self.momentum,
                                          weight_decay=self.weight_decay,
                                          foreach=self.device.type in ("cuda", "mps") or None)
         fp16 = self.amp_dtype == torch.float16 and self.device.type == "cuda"
@@ -533,6 +539,28 @@ class Trainer:
             else:
                 warnings.warn(f"The checkpoint {self.checkpoint} exists and will be overwritten after the first "
                               "epoch; pass resume=True to continue it instead.", stacklevel=2)
+
+    def _param_groups(self, groups) -> list:
+        """The optimiser's groups, each with ``lr_scale``: its learning rate as a multiple of ``lr``."""
+        if groups is None:
+            groups = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        out, seen = [], set()
+        for g in groups:
+            if not isinstance(g, dict) or "params" not in g:
+                raise ValueError("param_groups is a list of dicts, each with 'params' (a list of parameters) and "
+                                 "optionally 'lr', as torch's optimisers take them.")
+            lr = g.get("lr", self.lr)
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0 or not math.isfinite(lr):
+                raise ValueError(f"A parameter group's learning rate must be 0 or a positive number, got {lr!r}.")
+            params = [p for p in g["params"] if p.requires_grad and id(p) not in seen]
+            seen.update(id(p) for p in params)
+            out.append({**{k: v for k, v in g.items() if k != "lr"}, "params": params, "lr": lr,
+                        "lr_scale": lr / self.lr})
+        if not any(g["params"] for g in out):
+            raise ValueError("Every parameter of the model is frozen (requires_grad=False), so there is nothing to "
+                             "train. Let some layers train first, e.g. cnnviz.transfer.set_trainable(model, 'head') "
+                             "for the classifier only, or 'all'.")
+        return [g for g in out if g["params"]]
 
     # ---------------------------------------------------------------- state
 
@@ -598,7 +626,7 @@ class Trainer:
         x, y = next(self._batches)                            # (B, C, H, W) float, (B,)
         self._last_lr = lr = self.current_lr
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with self._autocast():
             out = self.model(x)                               # (B, classes)
             if out.ndim != 2 or out.shape[1] < self.data.num_classes:

@@ -19,6 +19,8 @@ from cnnviz.figures.training import gradient_figure, race_figure, race_svg, race
 from cnnviz.figures.visualising import (attribution_figure, example_grid_figure, feature_map_figure,
                                         filter_grid_figure, occlusion_figure, projection_figure, sanity_figure,
                                         top_patches_figure)
+from cnnviz.figures.transfer import (layer_probe_figure, learning_curves_figure, manifold_figure, table_html,
+                                     transfer_explorer_figure, transfer_svg, transfer_table_figure)
 from cnnviz.figures.receptive import erf_figure, erf_image, growth_chart, receptive_field_figure, rf_overlay
 
 __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kernel_gallery", "DISPLAY_FOR_PRESET",
@@ -30,4 +32,6 @@ __all__ = ["matrix", "matrices", "heatmap", "rgb_channels", "conv_steps", "kerne
            "accuracy_chart", "model_costs", "race_figure", "race_svg", "race_table", "gradient_figure",
            "signal_flow_figure", "signal_flow_svg", "std_by_layer_figure", "trainability_figure", "norm_axes_figure",
            "batch_dependence_figure", "filter_grid_figure", "example_grid_figure", "feature_map_figure", "projection_figure", "top_patches_figure",
-           "occlusion_figure", "attribution_figure", "sanity_figure"]
+           "occlusion_figure", "attribution_figure", "sanity_figure",
+           "transfer_table_figure", "learning_curves_figure", "layer_probe_figure", "manifold_figure",
+           "transfer_explorer_figure", "transfer_svg", "table_html"]

@@ -14,7 +14,8 @@ from cnnviz.widgets.live_training import LiveTraining
 from cnnviz.widgets.occlusion_explorer import OcclusionExplorer
 from cnnviz.widgets.receptive_field_explorer import ReceptiveFieldExplorer
 from cnnviz.widgets.signal_flow_explorer import SignalFlowExplorer
+from cnnviz.widgets.transfer_explorer import TransferExplorer
 
 __all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer",
            "LiveTraining", "SignalFlowExplorer", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer",
-           "AugmentationExplorer"]
+           "AugmentationExplorer", "TransferExplorer"]
