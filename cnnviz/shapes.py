@@ -35,7 +35,7 @@ SHAPES = CLASSES + NEW_CLASSES
 
 #: scikit-image photos whose crops are the classes of ``make_textures``: the *different* target of chapter 14
 #: (which material is this?), where the shape a network learnt to look for is absent.
-TEXTURES = ("brick", "grass", "gravel", "text", "coins", "immunohistochemistry")
+TEXTURES = ("brick", "grass", "gravel", "text", "hubble_deep_field", "immunohistochemistry")
 
 #: scikit-image photos whose random crops serve as backgrounds (not ``horse``: a silhouette is a shape).
 BACKGROUND_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "brick", "coins", "rocket", "moon", "page",
@@ -278,33 +278,45 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool 
     return images, labels
 
 
-def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES):
+def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES, half: str = None):
     """``n`` labelled close-ups of materials: which photo of ``classes`` (names from ``BACKGROUND_PHOTOS``, by
-    default ``TEXTURES``: brick, grass, gravel, printed text, coins, stained cells) a crop comes from.
+    default ``TEXTURES``: brick, grass, gravel, handwriting on paper, a star field, stained cells) a crop comes
+    from.
 
-    Each crop takes a random sixth to a half of the photo's side, at a random place, rotation and mirroring,
-    recoloured by a random tint and contrast (as ``make_shapes``'s photo backgrounds are), with a little
-    pixel noise: colour says nothing about the class, the texture does. Returns ``images``
+    Each crop takes a random sixth to a half of the photo's side (at most a third with ``half``), at a random
+    place, rotation and mirroring, recoloured by a random tint and contrast (as ``make_shapes``'s photo
+    backgrounds are), with a little pixel noise: colour says nothing about the class, the texture does.
+    ``half``: ``"top"`` or ``"bottom"`` keeps every crop, rotated, inside that half of each photo, so that
+    training images (one half) and test images (the other) never share a pixel of the photo. Returns ``images``
     (n, 3, size, size) uint8 and ``labels`` (n,) int64 (indices into ``classes``, drawn uniformly).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n is the number of images to make, a whole number of at least 1; got {n!r}.")
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ValueError(f"size is the side of the images in pixels, at least 16; got {size!r}.")
+    if half not in (None, "top", "bottom"):
+        raise ValueError(f"half is None (the whole photo), 'top' or 'bottom'; got {half!r}.")
     classes = _check_names(classes, BACKGROUND_PHOTOS, "photos", "make_textures")
     photos = _photos()[[BACKGROUND_PHOTOS.index(c) for c in classes]]          # (K, 3, 160, 160)
     g = torch.Generator().manual_seed(int(seed))
     labels = torch.randint(0, len(classes), (n,), generator=g)
-    scale = 0.17 + 0.33 * torch.rand(n, generator=g)                             # crop side / photo side
-    reach = (1 - scale * math.sqrt(2)).clamp_min(0)                              # a rotated crop stays inside
-    shift = reach[:, None] * (2 * torch.rand(n, 2, generator=g) - 1)
+    largest = 0.5 if half is None else 1 / 3
+    scale = 0.17 + (largest - 0.17) * torch.rand(n, generator=g)                 # crop side / photo side
+    reach = scale * math.sqrt(2)                                                 # half the rotated crop's diagonal
+    u = torch.rand(n, 2, generator=g)                                            # where the centre lies, 0 … 1
+    x = (1 - reach) * (2 * u[:, 0] - 1)                                          # [-1 + reach, 1 - reach]
+    if half is None:
+        y = (1 - reach).clamp_min(0) * (2 * u[:, 1] - 1)
+    else:                                                                        # top: y in [-1 + reach, -reach]
+        y = -1 + reach + (1 - 2 * reach) * u[:, 1]
+        y = y if half == "top" else -y
     flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
     angle = 2 * math.pi * torch.rand(n, generator=g)
     c, s = torch.cos(angle), torch.sin(angle)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = scale * c * flip, -scale * s
     theta[:, 1, 0], theta[:, 1, 1] = scale * s * flip, scale * c
-    theta[:, :, 2] = shift
+    theta[:, 0, 2], theta[:, 1, 2] = x, y
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)        # (n, size, size, 2)
     out = torch.empty(n, 3, size, size)
     for k in labels.unique().tolist():

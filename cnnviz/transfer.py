@@ -90,7 +90,7 @@ def _check_pool(pool):
                         f"k ≥ 1 (average down to a k×k grid); got {pool!r}.")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the features are ordinary tensors a torch classifier can train on
 def extract_features(model: nn.Module, images, layer, *, pool=None, batch_size: int = 256,
                      progress: bool = False):
     """The output of ``layer`` for every image, as (N, features) float32 on the CPU.
@@ -103,6 +103,8 @@ def extract_features(model: nn.Module, images, layer, *, pool=None, batch_size: 
     only what precedes them. ``pool``: see ``_pooled``. ``progress``: a tqdm bar.
     ``layer`` may be a list of names: then one pass serves them all and the
     result is a dict name → features. The result does not depend on ``batch_size``.
+    A module called several times in one forward pass (a ReLU object reused
+    in a residual block) gives its first call's output.
     """
     names = [layer] if isinstance(layer, str) else list(layer)
     if not names:
@@ -167,10 +169,10 @@ def _features_key(model, x, layer, pool) -> str:
     from cnnviz.train import _digest
 
     h = hashlib.sha256()
-    h.update(repr((_FEATURES_FORMAT, type(model).__name__, layer, pool, preprocessing(model))).encode())
+    h.update(repr((_FEATURES_FORMAT, repr(model), layer, pool, preprocessing(model))).encode())
     h.update(_digest(model.state_dict()).encode())
     h.update(repr((tuple(x.shape), str(x.dtype))).encode())
-    h.update(x.contiguous().numpy().tobytes())
+    h.update(x.cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:24]
 
 
@@ -241,7 +243,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, C: float = 1.0, max_iter: 
     Features are standardised (zero mean, unit variance per feature, from the
     training set), then scikit-learn's ``LogisticRegression`` (multinomial,
     L2 penalty ``1/C``, L-BFGS) fits them: the "linear classifier on top" of
-    the lectures. Linearly separable features are separated (100 %).
+    the lectures. Features that a linear boundary separates with a clear margin are separated (100 %).
 
     With more features than images (raw pixels: 12,288 numbers for a 64×64
     photo), the standardised features are first rotated onto the principal
@@ -536,9 +538,11 @@ def fine_tuner(model: nn.Module, data, *, trainable="head", lr: float = 0.01, ba
     ``new_head``: replace the head with one for ``data.num_classes`` classes
     (trained at ``lr``), started from ``head_init`` (a ``Probe`` of the features
     that feed the head: ``head_from_probe``) when given, else at random.
-    ``trainable``: as ``set_trainable``. ``backbone_lr``:
-    the learning rate of the pretrained layers that train (default ``lr / 10``;
-    0 keeps them where they are). The data's normalisation should be the
+    ``trainable``: as ``set_trainable`` (with a list of names, the new head
+    trains too). ``backbone_lr``: the learning rate of the pretrained layers
+    that train (default ``lr / 10``; 0 keeps their weights where they are, but
+    the batch-norm layers among them still update their running statistics:
+    leave them out of ``trainable`` to keep those too). The data's normalisation should be the
     one the weights were trained with (``TensorData.from_arrays(...,
     mean=pre.mean, std=pre.std)``). The model is put in training mode
     (frozen normalisation layers stay in eval mode). Other keywords go to the
@@ -555,6 +559,8 @@ def fine_tuner(model: nn.Module, data, *, trainable="head", lr: float = 0.01, ba
                                 generator=torch.Generator().manual_seed(int(seed))))
     if head_init is not None:
         head_from_probe(model, head_init, head=head)
+    if new and isinstance(trainable, (list, tuple)) and new[0] not in trainable:
+        trainable = list(trainable) + [new[0]]      # a fresh head must learn, whatever else trains
     freezing = set_trainable(model, trainable, head=head)
     model.train()
     groups = param_groups(model, lr=lr, backbone_lr=backbone_lr, new=new)

@@ -9,7 +9,8 @@ number of layers. This module measures each cell offline:
 - the **source** is ShapesNet trained on six shapes (``cnnviz.vismodels``, chapter 6);
 - the **similar target** is six shapes it has never seen (``shapes.NEW_CLASSES``) drawn the same way;
 - the **different target** is telling six materials apart from close-ups (``shapes.make_textures``):
-  a task the source never had, where a linear model on the raw pixels does poorly;
+  a task the source never had (it saw these photos only as backgrounds to ignore), where a linear model on
+  the raw pixels does poorly;
 - for several training-set sizes and seeds: training from scratch, a linear probe on the top layer
   (and on every stage), fine-tuning the top block and fine-tuning all of it; baselines: a linear
   model on pixels and a probe on the same network with random weights.
@@ -27,19 +28,20 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 
 from cnnviz import shapes
-from cnnviz.transfer import (TransferError, as_uint8, blocks, cached_features, extract_features, find_head,
+from cnnviz.train import TrainingDiverged
+from cnnviz.transfer import (TransferError, blocks, cached_features, extract_features, find_head,
                              fine_tuner, linear_probe, reinitialised)
 
-__all__ = ["Target", "TARGETS", "target_images", "target_data", "per_class_subset", "top_layer", "stage_layers", "Recipe",
-           "RunResult", "run_strategy", "scratch_model", "STRATEGIES", "BASELINES", "STRATEGY_NAMES", "RULES", "TableConfig",
-           "EMBEDDED_TABLE", "TransferTable", "Cell", "transfer_table", "cached_transfer_table", "is_cached",
-           "projections", "source_model", "online_target", "ONLINE_TARGETS", "feature_throughput"]
+__all__ = ["Target", "TARGETS", "target_images", "target_data", "per_class_subset", "top_layer", "stage_layers",
+           "Recipe", "RunResult", "run_strategy", "scratch_model", "STRATEGIES", "BASELINES", "STRATEGY_NAMES", "RULES",
+           "TableConfig", "EMBEDDED_TABLE", "TransferTable", "Cell", "transfer_table", "cached_transfer_table",
+           "is_cached", "projections", "source_model", "online_target", "ONLINE_TARGETS", "feature_throughput"]
 
 _TABLE_FORMAT = "cnnviz transfer table 1"
 _TEST_SEED = 271828          # the test images: a seed no training pool uses
@@ -52,7 +54,8 @@ _CHUNK = 384                 # images drawn at a time when collecting a balanced
 @dataclass(frozen=True)
 class Target:
     """A target task: ``key`` ("similar" / "different"), ``title``, ``classes`` (names), ``description`` (a
-    sentence) and ``make(n, seed)`` → (uint8 images (n, 3, 64, 64), labels)."""
+    sentence) and ``make(n, seed, split)`` → (uint8 images (n, 3, 64, 64), labels), where ``split`` ("train" or
+    "test") may keep the two apart (the textures come from different halves of their photos)."""
     key: str
     title: str
     classes: Tuple[str, ...]
@@ -65,12 +68,13 @@ TARGETS: Dict[str, Target] = {
         "similar", "new shapes", shapes.NEW_CLASSES,
         "six shapes the source network never saw (hexagon, half-disc, crescent, ellipse, bar, ell), drawn like "
         "its own: random place, size, rotation and colour, on photo, gradient and noise backgrounds",
-        lambda n, seed: shapes.make_shapes(n, seed=seed, classes=shapes.NEW_CLASSES)),
+        lambda n, seed, split: shapes.make_shapes(n, seed=seed, classes=shapes.NEW_CLASSES)),
     "different": Target(
         "different", "textures", shapes.TEXTURES,
-        "close-ups of six materials (brick, grass, gravel, printed text, coins, stained cells) at random scale, "
-        "rotation and tint: no shape to find, and colour says nothing",
-        lambda n, seed: shapes.make_textures(n, seed=seed)),
+        "close-ups of six materials (brick, grass, gravel, handwriting on paper, a star field, stained cells) at "
+        "random scale, rotation and tint, training crops from the top half of each photo and test crops from the "
+        "bottom half: the class is the texture, not a shape, and colour says nothing",
+        lambda n, seed, split: shapes.make_textures(n, seed=seed, half="top" if split == "train" else "bottom")),
 }
 
 
@@ -90,28 +94,34 @@ def _count(value, name: str, low: int = 1, high: int = None) -> int:
     return value
 
 
-def target_images(target, per_class: int, *, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+def target_images(target, per_class: int, *, seed: int = 0, split: str = "train") -> Tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` images of every class of ``target``, class by class in generation order (so the first k
-    of each class are ``target_images(target, k, seed=seed)``): uint8 (K·per_class, 3, 64, 64) and labels."""
+    of each class are ``target_images(target, k, seed=seed)``): uint8 (K·per_class, 3, 64, 64) and labels.
+    ``split``: "train" or "test" (the textures' test crops come from other parts of the photos)."""
     t = _target(target)
     per_class = _count(per_class, "per_class (images of each class)")
+    if split not in ("train", "test"):
+        raise TransferError(f"split is 'train' or 'test', got {split!r}.")
     if t.key in TARGETS and TARGETS[t.key] is t:  # the embedded targets: made once per process
-        x, y = _embedded_images(t.key, per_class, int(seed))
+        x, y = _embedded_images(t.key, per_class, int(seed), split)
         return x.clone(), y.clone()
-    return _make_balanced(t, per_class, seed)
+    return _make_balanced(t, per_class, seed, split)
 
 
 @lru_cache(maxsize=8)
-def _embedded_images(key: str, per_class: int, seed: int):
-    return _make_balanced(TARGETS[key], per_class, seed)
+def _embedded_images(key: str, per_class: int, seed: int, split: str):
+    return _make_balanced(TARGETS[key], per_class, seed, split)
 
 
-def _make_balanced(t: Target, per_class: int, seed: int):
+def _make_balanced(t: Target, per_class: int, seed: int, split: str):
     k = len(t.classes)
     picked: List[List[torch.Tensor]] = [[] for _ in range(k)]
     chunk = 0
     while min(len(p) for p in picked) < per_class:
-        x, y = t.make(_CHUNK, 1_000_003 * int(seed) + chunk)        # fixed chunks: smaller sets nest in larger
+        if chunk >= 1000:
+            raise TransferError(f"The target {t.title!r} made too few images of some class in {chunk * _CHUNK:,} "
+                                "draws; check that its make() draws every class.")
+        x, y = t.make(_CHUNK, 1_000_003 * int(seed) + chunk, split)  # fixed chunks: smaller sets nest in larger
         for c in range(k):
             need = per_class - len(picked[c])
             if need > 0:
@@ -135,7 +145,7 @@ def target_data(target, *, per_class: int, test_per_class: int = 100, seed: int 
     pool = per_class if pool_per_class is None else max(per_class, int(pool_per_class))
     x, y = target_images(t, pool, seed=1 + int(seed))
     keep = torch.cat([torch.arange(c * pool, c * pool + per_class) for c in range(len(t.classes))])
-    x_test, y_test = target_images(t, _count(test_per_class, "test_per_class"), seed=_TEST_SEED)
+    x_test, y_test = target_images(t, _count(test_per_class, "test_per_class"), seed=_TEST_SEED, split="test")
     return TensorData.from_arrays(x[keep], y[keep], x_test, y_test, mean=mean, std=std, classes=t.classes)
 
 
@@ -192,7 +202,7 @@ class Recipe:
     """How each strategy trains. SGD with momentum on batches of ``batch_size``. Fine-tuning: the new head at
     ``lr``, starting from the top layer's linear probe fitted with the stronger penalty ``1 / head_C``
     (``head_from_probe``; a softer start than the best probe), the pretrained layers that train at
-    ``lr × backbone_factor`` (measured: 0.2 wrecks ShapesNet's features within a few steps). From scratch,
+    ``lr × backbone_factor`` (larger factors can wreck ShapesNet's features: chapter 14 measures it). From scratch,
     everything at ``scratch_lr``. Each run sees ``passes`` times its training set, but at least ``min_images``
     and at most ``max_images`` images (mirrored at random with ``augment``; shifted by up to ``pad`` pixels:
     0, since zero borders hurt textures), the learning rate divided by 10 for the last quarter. Probes:
@@ -205,7 +215,7 @@ class Recipe:
     weight_decay: float = 5e-4
     passes: int = 20
     min_images: int = 1500
-    max_images: int = 4800
+    max_images: int = 4000
     augment: bool = True
     pad: int = 0
     C: float = 1.0
@@ -240,7 +250,9 @@ STRATEGY_NAMES = {
 class RunResult:
     """One strategy on one training set: ``accuracy`` on the test set, ``seconds``, ``curve`` (for trained
     strategies: dicts of ``images`` seen, training ``loss`` and ``acc`` per log point), ``strategy``, ``layer``
-    (probes), ``trainable`` (fine-tuning), ``stopped`` (ended by Stop), ``trainer`` (or None)."""
+    (probes), ``trainable`` (fine-tuning), ``stopped`` (ended by Stop), ``trainer`` (or None), ``diverged`` (None,
+    or the sentence saying at which step the loss became NaN or infinite; the accuracy is then the model's when
+    training stopped: on the CPU just before the bad step, on a GPU at the log point that found it)."""
     strategy: str
     accuracy: float
     seconds: float
@@ -249,6 +261,7 @@ class RunResult:
     trainable: object = None
     stopped: bool = False
     trainer: object = None
+    diverged: str = None
 
 
 def _tiled(data, total: int):
@@ -357,14 +370,18 @@ def run_strategy(strategy: str, source: nn.Module, data, *, recipe: Recipe = Rec
                              on_log=on_log, on_epoch=on_epoch, progress=False)
         if trainer_hook is not None:
             trainer_hook(trainer)
-        trainer.fit()
+        diverged = None
+        try:
+            trainer.fit()
+        except TrainingDiverged as err:  # a result, not a crash: the model as it was before the bad step
+            diverged = str(err)
     h = trainer.history
     curve = [{"images": r["step"] * recipe.batch_size, "loss": r["loss"], "acc": r["acc"]} for r in h.steps]
     finished = h.epochs and h.epochs[-1]["step"] == trainer.step_count
     accuracy = h.epochs[-1]["test_acc"] if finished else trainer.evaluate()["test_acc"]
     model.eval()
     return RunResult(strategy, float(accuracy), time.perf_counter() - start, curve, trainable=trainable,
-                     stopped=trainer.stopped, trainer=trainer)
+                     stopped=trainer.stopped, trainer=trainer, diverged=diverged)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -405,7 +422,7 @@ class Cell:
     """One cell of the lecture's table: ``data`` ("little"/"lots"), ``similarity``, ``size`` (per class),
     ``rule`` (the lecture's sentence), ``recommended`` (strategy keys), ``means`` (strategy → mean accuracy
     over seeds), ``sems`` (standard errors), ``best`` (the strategy with the highest mean), ``verdict``
-    ("agrees", "within noise", "disagrees") and ``explanation`` (a sentence with the numbers)."""
+    ("agrees", "within noise", "partly" or "disagrees") and ``explanation`` (a sentence with the numbers)."""
     data: str
     similarity: str
     size: int
@@ -479,6 +496,10 @@ class TransferTable:
                                       f"({100 * gap:.1f} points more, "
                                       + ("less than twice the standard error of the difference)." if gap <= noise
                                          else "more than twice the standard error of the difference).")))
+                layer, stage_mean = self.best_stage(sim, size)
+                if recommended != ("stages",) and layer != self.stages[-1] and stage_mean > means[best]:
+                    explanation += (f" (A linear classifier on the earlier stage {layer} reaches "
+                                    f"{100 * stage_mean:.1f} %, more than any of the four.)")
                 out.append(Cell(data, sim, size, rule, recommended, means, sems, best, verdict, explanation))
         return out
 
@@ -486,13 +507,15 @@ class TransferTable:
         """The "you're in trouble, try other stages" cell: does the top layer transfer less here than to the
         other target (its lead over random weights is smaller), and does an earlier stage beat it?"""
         layer, stage_mean = self.best_stage(target, size)
-        top = self.mean(target, size, "probe")[0]
+        top, top_sem = self.mean(target, size, "probe")
+        stage_sem = self.mean(target, size, "stage", layer)[1]
         lead = top - self.mean(target, size, "random_probe")[0]
         other = "similar" if target == "different" else "different"
         other_lead = (self.mean(other, size, "probe")[0] - self.mean(other, size, "random_probe")[0]
                       if other in self.config.targets else None)
         trouble = other_lead is not None and lead < other_lead
-        earlier = layer != self.stages[-1] and stage_mean > top
+        # an earlier stage helps when it beats the top layer by more than twice the standard error of the difference
+        earlier = layer != self.stages[-1] and stage_mean - top > 2 * math.sqrt(top_sem ** 2 + stage_sem ** 2)
         verdict = "agrees" if (trouble and earlier) else ("partly" if (trouble or earlier) else "disagrees")
         text = f"Pretrained top-layer features beat random ones by {100 * lead:.1f} points here"
         if other_lead is not None:
@@ -604,7 +627,8 @@ def _cache_path(config: TableConfig, cache) -> Path:
     h = hashlib.sha256(config.key().encode())
     h.update(shapesnet_cache_path(config.source_seed).name.encode())       # a retrained source: a new table
     for t in config.targets:  # a change in how any class of a target is drawn: one image of each
-        h.update(target_images(t, 1, seed=0)[0].numpy().tobytes())
+        for split in ("train", "test"):
+            h.update(target_images(t, 1, seed=0, split=split)[0].numpy().tobytes())
     return folder / f"transfer-table-{h.hexdigest()[:16]}.pt"
 
 
@@ -661,7 +685,7 @@ def projections(source: nn.Module, target, *, layers=None, per_class: int = 60, 
     t = _target(target)
     net = reinitialised(source, seed=seed) if random_weights else source
     layers = list(layers) if layers is not None else stage_layers(net)
-    x, y = target_images(t, per_class, seed=_TEST_SEED + 1)
+    x, y = target_images(t, per_class, seed=_TEST_SEED + 1, split="test")
     out = {"layers": ["pixels"] + layers, "labels": y, "classes": list(t.classes), "points": {}, "variance": {}}
     feats = {"pixels": x.float().flatten(1) / 255}
     for layer in layers:
@@ -799,7 +823,10 @@ def _to_tensor_data(sets, classes, size, per_class, test_per_class, mean, std, s
     for ds, limit in zip(sets, (per_class, test_per_class)):
         counts: Dict[int, int] = {}
         xs, ys = [], []
+        known = _labels_of(ds)   # when the data set lists its labels, images past the limit are never decoded
         for i in range(len(ds)):
+            if known is not None and limit is not None and counts.get(known[i], 0) >= limit:
+                continue
             img, label = ds[i]
             label = int(label)
             if limit is not None and counts.get(label, 0) >= limit:
@@ -812,6 +839,21 @@ def _to_tensor_data(sets, classes, size, per_class, test_per_class, mean, std, s
         out.append((torch.stack(xs), torch.tensor(ys)))
     (x_train, y_train), (x_test, y_test) = out
     return TensorData.from_arrays(x_train, y_train, x_test, y_test, mean=mean, std=std, classes=classes)
+
+
+def _labels_of(ds):
+    """Every label of a torchvision data set without reading its images, where it keeps them in a list
+    (``ImageFolder.targets``, the private ``_labels`` / ``_bin_labels`` of Pets, Flowers, DTD; through a
+    ``Subset``), else None."""
+    if isinstance(ds, torch.utils.data.Subset):
+        inner = _labels_of(ds.dataset)
+        return None if inner is None else [inner[i] for i in ds.indices]
+    binary = getattr(ds, "_target_types", None) == ["binary-category"]
+    for name in (("_bin_labels",) if binary else ()) + ("targets", "_labels"):
+        labels = getattr(ds, name, None)
+        if isinstance(labels, (list, tuple)) and len(labels) == len(ds):
+            return [int(v) for v in labels]
+    return None
 
 
 # ----------------------------------------------------------------------------- speed

@@ -249,3 +249,37 @@ def test_signal_flow_explorer_menu_and_depth_slider(server, browser):
         assert errors == []
     finally:
         page.close()
+
+
+def test_transfer_explorer_twin_and_layer_probes(server, browser):
+    """Chapter 14 with no kernel: the static transfer explorer's slider shows another target and size (its bars
+    change to that cell's measured values), and the layer-probe figure's slider another training-set size."""
+    from cnnviz import transfer_study as ts
+
+    table = ts.cached_transfer_table(progress=False)
+    page, errors, _ = _open(browser, f"{server}/book/14_transfer_learning.html")
+    try:
+        assert "plan" not in page.locator("h1").first.inner_text().lower()
+        index = page.evaluate("""() => [...document.querySelectorAll('div.js-plotly-plot')]
+            .findIndex(d => (d.layout.annotations || []).some(a => a.text === 'training loss as it trains'))""")
+        assert index >= 0, "the static transfer explorer is missing"
+        bars = f"""() => document.querySelectorAll('div.js-plotly-plot')[{index}].data
+            .filter(t => t.type === 'bar' && t.visible === true).map(t => t.x)"""
+        last = page.evaluate(bars)
+        big = max(table.config.sizes)
+        assert len(last) == 1 and abs(last[0][0] - 100 * table.mean("different", big, "scratch")[0]) < 1e-6
+        _click_slider_step(page, index, 0.0)
+        first = page.evaluate(bars)
+        small = min(table.config.sizes)
+        assert abs(first[0][1] - 100 * table.mean("similar", small, "probe")[0]) < 1e-6
+        page.locator("div.js-plotly-plot").nth(index).screenshot(path=str(SHOTS / "transfer_explorer.png"))
+        probes = page.evaluate("""() => [...document.querySelectorAll('div.js-plotly-plot')]
+            .findIndex(d => (d.layout.sliders || []).some(s => s.currentvalue.prefix === 'training set: '))""")
+        assert probes >= 0
+        before = _visible(page, probes)
+        _click_slider_step(page, probes, 0.0)
+        assert _visible(page, probes) != before
+        page.locator("div.js-plotly-plot").nth(probes).screenshot(path=str(SHOTS / "layer_probes.png"))
+        assert errors == []
+    finally:
+        page.close()

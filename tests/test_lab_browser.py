@@ -309,3 +309,32 @@ def test_augmentation_explorer_in_jupyterlab(lab, browser):
         assert "Traceback" not in explorer.inner_text()
         explorer.screenshot(path=str(SHOTS / "lab_augmentation_explorer_3_message.png"))
         _check_offline_and_quiet(errors, outside)
+
+
+def test_transfer_explorer_in_jupyterlab(lab, browser):
+    """widgets/transfer_explorer.ipynb: run all (the table is cached by the book build), see the empty chart and
+    the two-by-two table with the book's values; choose a linear probe on relu2 of the different target and
+    Start (the result lands in its cell); then fine-tune with Start and Stop at once (a stopped run is still
+    placed). Screenshots go to /tmp/lab_transfer_explorer_*.png."""
+    notebook = "widgets/transfer_explorer.ipynb"
+    with _notebook(browser, lab, notebook) as (page, errors, outside):
+        explorer = page.locator(".cnnviz-transfer").first
+        explorer.get_by_text("Use a linear classifier on the top layer.").wait_for(state="visible", timeout=180_000)
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=str(SHOTS / "lab_transfer_explorer_1_ready.png"))
+        page.locator(".cnnviz-transfer select").nth(0).select_option(label="different: textures")
+        page.locator(".cnnviz-transfer select").nth(1).select_option(label="linear probe on a layer's features")
+        page.locator(".cnnviz-transfer select").nth(2).select_option(label="relu2 (features.relu2)")
+        page.locator(".cnnviz-transfer button", has_text="Start").click()
+        explorer.get_by_text("your run (linear probe on relu2", exact=False).wait_for(state="visible", timeout=60_000)
+        explorer.get_by_text("finished", exact=False).first.wait_for(state="visible")
+        explorer.screenshot(path=str(SHOTS / "lab_transfer_explorer_2_probe.png"))
+        page.locator(".cnnviz-transfer select").nth(1).select_option(label="fine-tune from a layer up")
+        page.locator(".cnnviz-transfer button", has_text="Start").click()
+        page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz-transfer svg polyline')].length >= 1""",
+                               timeout=60_000)
+        page.locator(".cnnviz-transfer button", has_text="Stop").click()
+        explorer.get_by_text("stopped in", exact=False).first.wait_for(state="visible", timeout=60_000)
+        assert "Traceback" not in explorer.inner_text()
+        explorer.screenshot(path=str(SHOTS / "lab_transfer_explorer_3_stopped.png"))
+        _check_offline_and_quiet(errors, outside)

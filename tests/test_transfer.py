@@ -1,7 +1,6 @@
 """Transfer learning (chapter 14): features, probes, heads, freezing and fine-tuning, the measured table, the
 data sets and their fall-backs, held to oracles."""
 import urllib.error
-import warnings
 
 import numpy as np
 import pytest
@@ -51,6 +50,15 @@ def test_features_in_batches_equal_one_full_forward_pass():
     with capture(model, "features.relu3") as out, eval_mode(model), torch.no_grad():
         model(transfer._normalised(x, model, "cpu"))
     assert torch.allclose(out["features.relu3"].flatten(1), whole, atol=1e-6)
+
+
+def test_features_train_a_torch_classifier():
+    """The features are ordinary tensors (not inference tensors): a torch layer can be trained on them."""
+    feats = transfer.extract_features(_net(), _images(6), "classifier.flatten")
+    head = nn.Linear(feats.shape[1], 2)
+    loss = nn.functional.cross_entropy(head(feats), torch.arange(6) % 2)
+    loss.backward()
+    assert head.weight.grad is not None and not feats.requires_grad
 
 
 def test_several_layers_in_one_pass_and_pooling():
@@ -220,6 +228,15 @@ def test_set_trainable_counts_and_refusals():
         Trainer(model, _data(), epochs=1, batch_size=8, progress=False)
 
 
+def test_a_new_head_trains_whatever_names_are_given():
+    model = _net()
+    trainer = transfer.fine_tuner(model, _data(), trainable=["features.conv4"], lr=0.05, progress=False,
+                                  device="cpu", batch_size=8)
+    assert model.classifier.fc.weight.requires_grad and model.features.conv4.weight.requires_grad
+    assert not model.features.conv3.weight.requires_grad
+    assert ("classifier.fc",) in trainer.freezing.trained
+
+
 def test_frozen_layers_and_their_batch_norm_statistics_stay_bit_identical():
     model = _net(batch_norm=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -249,12 +266,13 @@ def test_a_group_at_learning_rate_zero_does_not_move():
     before = {k: v.clone() for k, v in model.named_parameters()}
     trainer = transfer.fine_tuner(model, _data(), trainable="all", lr=0.05, backbone_lr=0.0, epochs=2,
                                   batch_size=8, progress=False, device="cpu")
+    new_head = model.classifier.fc.weight.detach().clone()          # the fresh head, before training
     trainer.fit()
     for name, p in model.named_parameters():
         if name.startswith("classifier.fc"):
             continue
         assert torch.equal(p, before[name]), name
-    assert not torch.equal(model.classifier.fc.weight, before["classifier.fc.weight"][:3])
+    assert not torch.equal(model.classifier.fc.weight, new_head)      # while the head at lr > 0 learnt
     with pytest.raises(TransferError, match="positive number"):
         transfer.fine_tuner(_net(), _data(), lr=0.0)
     with pytest.raises(TransferError, match="backbone_lr"):
@@ -310,6 +328,11 @@ def test_new_shapes_and_textures():
     crescent = shapes.NEW_CLASSES.index("crescent")
     inside = [k for k in range(6) if k != crescent]  # the crescent's centre is its hollow
     assert (d[inside, 0, 0] < 0).all() and (d[:, 0, 1] > 0).all()
+    top, _ = shapes.make_textures(30, seed=2, half="top")
+    bottom, _ = shapes.make_textures(30, seed=2, half="bottom")
+    assert not torch.equal(top, bottom)
+    with pytest.raises(ValueError, match="'top' or 'bottom'"):
+        shapes.make_textures(3, half="left")
     x, y = shapes.make_textures(30, seed=2)
     assert x.shape == (30, 3, 64, 64) and x.dtype == torch.uint8 and 0 <= int(y.min()) and int(y.max()) < 6
     assert torch.equal(x, shapes.make_textures(30, seed=2)[0])
@@ -402,11 +425,22 @@ def test_the_embedded_table_shows_what_the_lecture_is_sure_of():
     assert len(table.config.seeds) >= 3 and len(table.config.sizes) >= 3
 
 
+def _separation(points, labels):
+    """Between-class over within-class variance of 2-D points (Fisher's ratio, summed over both axes)."""
+    means = torch.stack([points[labels == k].mean(0) for k in labels.unique()])
+    within = sum(((points[labels == k] - means[i]) ** 2).sum() for i, k in enumerate(labels.unique()))
+    between = ((means - points.mean(0)) ** 2).sum() * len(points) / len(means)
+    return float(between / within)
+
+
 def test_projections_are_two_dimensional_and_separate_more_at_the_top(source):
-    proj = ts.projections(source, "similar", per_class=10)
+    proj = ts.projections(source, "similar", per_class=20)
     assert proj["layers"][0] == "pixels" and proj["layers"][-1] == ts.top_layer(source)
     for layer in proj["layers"]:
-        assert proj["points"][layer].shape == (60, 2) and 0 < proj["variance"][layer] <= 1
+        assert proj["points"][layer].shape == (120, 2) and 0 < proj["variance"][layer] <= 1
+    labels = proj["labels"]
+    assert _separation(proj["points"][ts.top_layer(source)], labels) > 3 * _separation(proj["points"]["pixels"],
+                                                                                       labels)
     with pytest.raises(TransferError, match="pca"):
         ts.projections(source, "similar", method="umap")
 
@@ -462,3 +496,11 @@ def test_source_model_offline_falls_back(tmp_path, monkeypatch):
         model = ts.source_model("resnet18")
     assert model.class_names == list(shapes.CLASSES)
     assert ts.feature_throughput(model, n=64, batch_size=32) > 0
+
+
+def test_a_diverging_fine_tune_is_a_result_not_a_crash(source):
+    pre = source.cnnviz_preprocess
+    data = ts.target_data("similar", per_class=3, test_per_class=5, seed=0, mean=pre.mean, std=pre.std)
+    r = ts.run_strategy("finetune_all", source, data, recipe=ts.Recipe(lr=1e4, backbone_factor=1.0, min_images=320,
+                                                                       max_images=320))
+    assert r.diverged and "diverged at step" in r.diverged and 0 <= r.accuracy <= 1

@@ -122,7 +122,7 @@ def layer_probe_figure(table, *, title: str = None, height: int = 470) -> go.Fig
             for kind, dash, name in (("stage", "solid", "pretrained"), ("random_stage", "dot", "random weights")):
                 ys = [pixels] + [table.mean(t, n, kind, layer)[0] for layer in table.stages]
                 fig.add_trace(go.Scatter(x=labels, y=[100 * v for v in ys], mode="lines+markers", name=name,
-                                         legendgroup=kind, showlegend=j == 0 and i == 0, visible=i == len(sizes) - 1,
+                                         legendgroup=kind, showlegend=j == 0, visible=i == len(sizes) - 1,
                                          line=dict(color=STRATEGY_COLOURS[kind], dash=dash, width=3),
                                          marker=dict(size=9),
                                          hovertemplate=f"{name}, %{{x}}: %{{y:.1f}} %<extra></extra>"),
@@ -146,7 +146,6 @@ def manifold_figure(proj: dict, *, title: str = None, height: int = 560) -> go.F
     """``transfer_study.projections``: the test images of a target as points in the plane of each layer's first
     two principal components, coloured by class; the slider walks from the pixels to the top layer (the share of
     variance the plane keeps in each step's label)."""
-    from cnnviz.plot import SEQUENTIAL  # noqa: F401  (the qualitative palette below is plotly's)
     import plotly.express as px
 
     labels = np.asarray(proj["labels"])
@@ -161,7 +160,7 @@ def manifold_figure(proj: dict, *, title: str = None, height: int = 560) -> go.F
         for k, name in enumerate(classes):
             sel = labels == k
             fig.add_trace(go.Scatter(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=name, legendgroup=name,
-                                     showlegend=i == 0, visible=i == len(layers) - 1,
+                                     visible=i == len(layers) - 1,
                                      marker=dict(size=8, color=palette[k % len(palette)], opacity=0.8),
                                      hovertemplate=f"{name}<extra>{layer_label(layer)}</extra>"))
     n = len(classes)
@@ -202,7 +201,7 @@ def transfer_explorer_figure(table, *, title: str = None, height: int = 520) -> 
         count = 0
         for s in trained:
             xs, ys = _mean_curve(table, t, n, s)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=_SHORT[s], legendgroup=s, showlegend=i == 0,
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=_SHORT[s], legendgroup=s,
                                      visible=i == last, line=dict(color=STRATEGY_COLOURS[s], width=3),
                                      hovertemplate=f"{STRATEGY_NAMES[s]}<br>%{{x}} images: loss %{{y:.3f}}"
                                                    "<extra></extra>"), row=1, col=1)

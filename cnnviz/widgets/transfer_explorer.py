@@ -57,6 +57,7 @@ class TransferExplorer(View):
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
         self._stages = ts.stage_layers(self.source)
         self._blocks = ts.blocks(self.source)
+        self._warm_up()
 
         px = lambda v: f"{round(v * scale)}px"  # noqa: E731
         wide = {"description_width": "initial"}
@@ -99,6 +100,19 @@ class TransferExplorer(View):
             widgets.HBox([self.chart, self.grid], layout=widgets.Layout(flex_flow="row wrap")),
         ]
 
+    def _warm_up(self):
+        """Load what the first run needs (scikit-learn, the network's first passes) now, so that the first
+        Start shows its curve as soon as later ones do."""
+        import importlib
+
+        import torch
+
+        from cnnviz.transfer import extract_features
+
+        importlib.import_module("sklearn.linear_model")  # its import is most of the first probe's time
+        side = getattr(getattr(self.source, "cnnviz_preprocess", None), "size", 64)
+        extract_features(self.source, torch.zeros(2, 3, side, side, dtype=torch.uint8), self._stages[-1])
+
     # ------------------------------------------------------------------ state
     @property
     def running(self) -> bool:
@@ -130,13 +144,14 @@ class TransferExplorer(View):
                 return False
         return self._renderer.wait(timeout)
 
-    def cell(self) -> str:
-        """Which row of the table the chosen size belongs to: "little" (nearer the book's smallest size, on a log
-        scale) or "lots"."""
+    def cell(self, size: int = None) -> str:
+        """Which row of the table ``size`` images per class (default: the slider's) belongs to: "little" (nearer
+        the book's smallest size, on a log scale) or "lots"."""
         import math
 
+        size = self.size.value if size is None else size
         lo, hi = min(self.table.config.sizes), max(self.table.config.sizes)
-        return "little" if math.log(self.size.value) <= (math.log(lo) + math.log(hi)) / 2 else "lots"
+        return "little" if math.log(size) <= (math.log(lo) + math.log(hi)) / 2 else "lots"
 
     # ------------------------------------------------------------------ callbacks
     def _on_strategy(self, _change=None):
@@ -149,6 +164,7 @@ class TransferExplorer(View):
             return
         self._clear_message("controls")
         self._clear_message("other")
+        self._clear_message("diverged")
         self._stop_requested = False
         self._set_running(True)
         self.status.value = info_html("<i>making the training images…</i>")
@@ -163,8 +179,9 @@ class TransferExplorer(View):
 
     def _on_stop(self, _button=None):
         self._stop_requested = True
-        if self._trainer is not None:
-            self._trainer.stop()
+        trainer = self._trainer  # read once: the training thread may clear it meanwhile
+        if trainer is not None:
+            trainer.stop()
         self.status.value = info_html("<i>stopping after the current step…</i>")
 
     # ------------------------------------------------------------------ training (background thread)
@@ -231,7 +248,8 @@ class TransferExplorer(View):
         if s == "probe":
             return f"linear probe on {layer_label(req['layer'])}"
         if s == "finetune":
-            return "fine-tune the head only" if req["layer"] == 0 else f"fine-tune the last {req['layer']} blocks + head"
+            k = req["layer"]
+            return "fine-tune the head only" if k == 0 else f"fine-tune the last {k} blocks + head"
         return {"scratch": "from scratch", "pixels": "linear model on the pixels"}[s]
 
     def _svg(self, curve, total, label):
@@ -255,11 +273,16 @@ class TransferExplorer(View):
                                           if curve or req["strategy"] not in ("probe", "pixels")
                                           else "<b>fitting the linear classifier…</b>")
             return
-        state = "stopped" if result.stopped else "finished"
-        live = {"data": self.cell(), "similarity": req["target"], "strategy": label, "accuracy": result.accuracy,
-                "size": req["size"]}
+        state = "stopped" if result.stopped else ("diverged" if result.diverged else "finished")
+        if result.diverged:
+            self.message.value = error_html(result.diverged.split(" What was recorded")[0] + " The accuracy below "
+                                            "is the network's when training stopped.")
+            self._message_source = "diverged"
+        live = {"data": self.cell(req["size"]), "similarity": req["target"], "strategy": label,
+                "accuracy": result.accuracy, "size": req["size"]}
         self.grid.value = self._table_html(live)
         self.status.value = info_html(f"<b>{state}</b> in {result.seconds:.1f} s: test accuracy "
                                       f"<b>{100 * result.accuracy:.1f} %</b> on {req['n_test']:,} unseen "
                                       f"images (chance {100 * self.table.chance.get(req['target'], 1 / 6):.0f} %). "
-                                      f"It is placed in the “{self.cell()} data, {req['target']}” cell below.")
+                                      f"It is placed in the “{self.cell(req['size'])} data, {req['target']}” cell "
+                                      "below.")
