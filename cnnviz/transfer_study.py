@@ -70,7 +70,7 @@ TARGETS: Dict[str, Target] = {
         "its own: random place, size, rotation and colour, on photo, gradient and noise backgrounds",
         lambda n, seed, split: shapes.make_shapes(n, seed=seed, classes=shapes.NEW_CLASSES)),
     "different": Target(
-        "different", "textures", shapes.TEXTURES,
+        "different", "textures", ("brick", "grass", "gravel", "handwriting", "star field", "stained cells"),
         "close-ups of six materials (brick, grass, gravel, handwriting on paper, a star field, stained cells) at "
         "random scale, rotation and tint, training crops from the top half of each photo and test crops from the "
         "bottom half: the class is the texture, not a shape, and colour says nothing",

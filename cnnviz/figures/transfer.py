@@ -18,6 +18,8 @@ STRATEGY_COLOURS = {"scratch": "#7f7f7f", "probe": "#1f77b4", "finetune_top": "#
                     "pixels": "#bcbd22", "random_probe": "#9467bd", "stage": "#1f77b4", "random_stage": "#9467bd"}
 _SHORT = {"scratch": "from scratch", "probe": "linear probe (top)", "finetune_top": "fine-tune top block",
           "finetune_all": "fine-tune all", "pixels": "linear on pixels", "random_probe": "probe of random net"}
+_TINY = {"scratch": "scratch", "probe": "probe (top)", "finetune_top": "fine-tune top", "finetune_all": "fine-tune all",
+         "pixels": "pixels", "random_probe": "random net"}
 _VERDICT_COLOUR = {"agrees": "#2e7d32", "within noise": "#8d6e00", "partly": "#8d6e00", "disagrees": "#b00020"}
 
 
@@ -36,21 +38,30 @@ def _order(table):
     return list(STRATEGIES) + list(BASELINES)
 
 
-def transfer_table_figure(table, *, title: str = None, height: int = 760) -> go.Figure:
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, joined by <br> (plotly's line break)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width))
+
+
+def transfer_table_figure(table, *, title: str = None, height: int = 820) -> go.Figure:
     """The lecture's two-by-two table, measured: one panel per cell (rows: very little / quite a lot of data;
     columns: similar / different target), each with the four strategies and the two baselines (mean test
     accuracy over the seeds, a bar per strategy, the standard error as a whisker, every seed on hover), the
-    lecture's rule over it with whether the measurement agrees, and chance as a dotted line."""
+    lecture's rule over it with whether the measurement agrees, and chance as a dotted line. The lecture's
+    choice is outlined."""
     from cnnviz.transfer_study import STRATEGY_NAMES
 
     cells = table.cells()
     titles = []
     for c in cells:
         colour = _VERDICT_COLOUR.get(c.verdict, "#333")
-        titles.append(f"<b>{c.data} data ({c.size}/class), {c.similarity}</b><br>"
-                      f"<span style='font-size:13px'>lecture: {html.escape(c.rule)} "
-                      f"<span style='color:{colour}'>[{c.verdict}]</span></span>")
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.2)
+        amount = "very little data" if c.data == "little" else "quite a lot of data"
+        titles.append(f"<b>{amount} ({c.size}/class), {c.similarity}</b> "
+                      f"<span style='color:{colour}'><b>[{c.verdict}]</b></span><br>"
+                      f"<span style='font-size:13px'>{_wrap('lecture: ' + c.rule, 46)}</span>")
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.1, vertical_spacing=0.24)
     names = _order(table)
     for k, c in enumerate(cells):
         r, col = 1 + k // 2, 1 + k % 2
@@ -64,9 +75,9 @@ def transfer_table_figure(table, *, title: str = None, height: int = 760) -> go.
                          + ", ".join(f"{100 * v:.1f}" for v in seeds))
             colours.append(STRATEGY_COLOURS[s])
             lines.append(3 if s in c.recommended else 0)
-        fig.add_trace(go.Bar(y=[_SHORT[s] for s in names], x=means, orientation="h", marker_color=colours,
+        fig.add_trace(go.Bar(y=[_TINY[s] for s in names], x=means, orientation="h", marker_color=colours,
                              marker_line=dict(color="#111", width=lines), error_x=dict(array=errs, thickness=1.5),
-                             text=[f"{m:.0f}" for m in means], textposition="inside", insidetextanchor="end",
+                             text=[f"{m:.0f}" for m in means], textposition="inside", insidetextanchor="start",
                              customdata=hover, hovertemplate="%{customdata}<extra></extra>", showlegend=False),
                       row=r, col=col)
         chance = 100 * table.chance[c.similarity]
@@ -74,7 +85,9 @@ def transfer_table_figure(table, *, title: str = None, height: int = 760) -> go.
         fig.update_xaxes(range=[0, 100], title_text="test accuracy %" if r == 2 else None, row=r, col=col)
         fig.update_yaxes(autorange="reversed", row=r, col=col)
     fig.update_annotations(font_size=14)
-    return style(fig, title=title, height=height)
+    fig = style(fig, title=title, height=height)
+    fig.update_layout(margin=dict(t=150 if title else 110))
+    return fig
 
 
 def learning_curves_figure(table, *, title: str = None, height: int = 460) -> go.Figure:
@@ -136,10 +149,12 @@ def layer_probe_figure(table, *, title: str = None, height: int = 470) -> go.Fig
         steps.append(dict(method="update", label=f"{n} per class", args=[{"visible": visible}]))
     fig.update_layout(sliders=[dict(active=len(sizes) - 1, steps=steps, currentvalue=dict(prefix="training set: "),
                                     pad=dict(t=60))],
-                      legend=dict(orientation="h", y=1.16, x=0))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.1, x=1, xanchor="right"))
     fig.update_yaxes(range=[0, 100], title_text="probe accuracy %", row=1, col=1)
     fig.update_xaxes(title_text="layer (early → late)")
-    return style(fig, title=title, height=height)
+    fig = style(fig, title=title, height=height)
+    fig.update_layout(margin=dict(t=120))
+    return fig
 
 
 def manifold_figure(proj: dict, *, title: str = None, height: int = 560) -> go.Figure:
@@ -155,7 +170,7 @@ def manifold_figure(proj: dict, *, title: str = None, height: int = 560) -> go.F
     layers = proj["layers"]
     for i, layer in enumerate(layers):
         pts = np.asarray(proj["points"][layer])
-        span = np.abs(pts).max() or 1.0
+        span = float(np.percentile(np.abs(pts), 95)) or 1.0   # 95 % of the coordinates inside ±1
         pts = pts / span
         for k, name in enumerate(classes):
             sel = labels == k
@@ -168,8 +183,8 @@ def manifold_figure(proj: dict, *, title: str = None, height: int = 560) -> go.F
                   args=[{"visible": [j // n == i for j in range(n * len(layers))]}]) for i, layer in enumerate(layers)]
     fig.update_layout(sliders=[dict(active=len(layers) - 1, steps=steps, pad=dict(t=40),
                                     currentvalue=dict(prefix="features of: "))])
-    fig.update_xaxes(range=[-1.05, 1.05], title_text="first principal component", zeroline=False)
-    fig.update_yaxes(range=[-1.05, 1.05], title_text="second", zeroline=False, scaleanchor="x")
+    fig.update_xaxes(range=[-1.6, 1.6], title_text="first principal component", zeroline=False)
+    fig.update_yaxes(range=[-1.6, 1.6], title_text="second", zeroline=False, scaleanchor="x")
     return style(fig, title=title, height=height)
 
 
@@ -216,16 +231,19 @@ def transfer_explorer_figure(table, *, title: str = None, height: int = 520) -> 
                              hovertemplate="%{y}: %{x:.1f} %<extra></extra>"), row=1, col=2)
         count += 1
         per = count
-    steps = [dict(method="update", label=f"{t} ({TARGETS[t].title}), {n}/class",
+    steps = [dict(method="update", label=f"{t}, {n}",
                   args=[{"visible": [k // per == i for k in range(per * len(combos))]}])
              for i, (t, n) in enumerate(combos)]
-    fig.update_layout(sliders=[dict(active=last, steps=steps, pad=dict(t=50), currentvalue=dict(prefix=""))],
-                      legend=dict(orientation="h", y=1.18, x=0))
+    fig.update_layout(sliders=[dict(active=last, steps=steps, pad=dict(t=50, l=30, r=30),
+                                    currentvalue=dict(prefix="target, training images per class: "))],
+                      legend=dict(orientation="h", yanchor="bottom", y=1.1, x=0))
     fig.update_xaxes(title_text="training images seen", row=1, col=1)
     fig.update_yaxes(title_text="cross-entropy", rangemode="tozero", row=1, col=1)
     fig.update_xaxes(range=[0, 112], row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=2)
-    return style(fig, title=title, height=height)
+    fig = style(fig, title=title, height=height)
+    fig.update_layout(margin=dict(t=120))
+    return fig
 
 
 # ----------------------------------------------------------------------------- the live explorer's drawings
