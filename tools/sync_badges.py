@@ -50,6 +50,20 @@ def repository(config_path="_config.yml"):
     return match.group(1), str(repo.get("branch") or "main")
 
 
+#: The repository ``_config.yml`` names until a fork sets its own: a published copy that still names it would
+#: send students' Colab buttons to a repository that is not theirs.
+PLACEHOLDER = "cnnviz/cnnviz"
+
+
+def placeholder_note(config_path="_config.yml"):
+    """A one-line reminder while ``_config.yml`` still names the placeholder repository, else None."""
+    owner_repo, _ = repository(config_path)
+    if owner_repo != PLACEHOLDER:
+        return None
+    return (f"Note: _config.yml still names the placeholder repository https://github.com/{PLACEHOLDER}; before "
+            "publishing a copy, set repository.url to your own (README, \"Publishing the book\").")
+
+
 def _relative(path) -> str:
     path = Path(path)
     if path.is_absolute():
@@ -127,6 +141,9 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook is out of step")
     parser.add_argument("--config", default="_config.yml", help="the Jupyter Book config naming the repository")
     args = parser.parse_args(argv)
+    note = placeholder_note(args.config)
+    if note and not args.check:  # make book runs this first: a note on the console, not a Sphinx warning
+        print(note)
     stale = []
     for path in notebooks():
         problems = sync(path, args.config, write=not args.check)

@@ -203,7 +203,7 @@ def transfer_explorer_figure(table, *, title: str = None, height: int = 520) -> 
     """The static twin of ``TransferExplorer``: for each target and training-set size (the slider), the training
     loss of the trained strategies (mean over seeds) as training goes on, and the test accuracy every strategy,
     baseline and stage probe reached."""
-    from cnnviz.transfer_study import STRATEGY_NAMES, TARGETS
+    from cnnviz.transfer_study import STRATEGY_NAMES
 
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.2,
                         subplot_titles=["training loss as it trains", "test accuracy %"])

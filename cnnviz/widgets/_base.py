@@ -1,10 +1,69 @@
-"""What every cnnviz widget shares: latest-request-only rendering, error display, scoped style."""
+"""What every cnnviz widget shares: latest-request-only rendering, background work that ends cleanly when the
+process exits, error display, scoped style."""
+import atexit
 import threading
+import weakref
 from contextlib import contextmanager
 
 import ipywidgets as widgets
 
-__all__ = ["LatestOnly", "View", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html"]
+__all__ = ["LatestOnly", "Worker", "View", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html",
+           "close_all"]
+
+# Every thread a widget starts is a daemon thread, so that it never keeps a notebook or a script alive. But a
+# daemon thread that is still inside torch (or PIL) when the interpreter finalises makes the process abort
+# ("terminate called without an active exception", exit status 134). So each one registers here, and at exit,
+# before the interpreter finalises, ``close_all`` asks each to stop and waits for it: a render in flight finishes,
+# a training run stops after its current step, an idle renderer returns.
+_LIVE = weakref.WeakSet()
+_HOOKED = threading.Lock()
+_EXIT_TIMEOUT = 60.0  # seconds to wait for one thread at exit; a step or a render takes far less
+
+
+def _register(obj) -> None:
+    with _HOOKED:
+        if not getattr(_register, "hooked", False):
+            atexit.register(close_all)
+            _register.hooked = True
+        _LIVE.add(obj)
+
+
+def close_all(timeout: float = _EXIT_TIMEOUT) -> None:
+    """Stop every widget thread and wait for it (at most ``timeout`` seconds each): run at interpreter exit."""
+    for obj in list(_LIVE):
+        try:
+            obj.close(timeout)
+        except Exception:  # at exit nothing may raise; a thread that cannot be stopped is left to the runtime
+            pass
+
+
+class Worker:
+    """A background job on a daemon thread that is stopped and joined when the process exits.
+
+    ``target()`` runs on the thread; ``stop()`` (optional) asks it to end early (a trainer's Stop). ``close``
+    calls ``stop`` and waits for the thread; the process's exit does this for every live worker."""
+
+    def __init__(self, target, *, name: str, stop=None):
+        self._stop = stop
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        _register(self)
+
+    def start(self) -> "Worker":
+        self._thread.start()
+        return self
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout=None) -> None:
+        self._thread.join(timeout)
+
+    def close(self, timeout: float = _EXIT_TIMEOUT) -> None:
+        if self._thread.is_alive():
+            if self._stop is not None:
+                self._stop()
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout)
 
 
 class LatestOnly:
@@ -21,6 +80,7 @@ class LatestOnly:
         self._lock = threading.Condition()
         self._pending = None
         self._busy = False
+        self._closed = False
         self._thread = None
 
     def request(self, req):
@@ -28,11 +88,24 @@ class LatestOnly:
             self._run(req)
             return
         with self._lock:
+            if self._closed:
+                return
             self._pending = req
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="cnnviz-render", daemon=True)
+                _register(self)
                 self._thread.start()
             self._lock.notify_all()
+
+    def close(self, timeout: float = _EXIT_TIMEOUT) -> None:
+        """Drop what is waiting, let a render in flight finish, and end the worker thread (at exit)."""
+        with self._lock:
+            self._closed = True
+            self._pending = None
+            self._lock.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _run(self, req):
         try:
@@ -43,8 +116,10 @@ class LatestOnly:
     def _loop(self):
         while True:
             with self._lock:
-                while self._pending is None:
+                while self._pending is None and not self._closed:
                     self._lock.wait()
+                if self._closed:
+                    return
                 req, self._pending, self._busy = self._pending, None, True
             try:
                 self._run(req)

@@ -9,14 +9,13 @@ the race after the current round of steps). After every log point the thread han
 the log to a ``LatestOnly`` renderer, at most one every ``min_interval`` seconds; the renderer
 redraws the SVG chart (a few milliseconds) and the status line. Errors are shown as sentences.
 """
-import threading
 import time
 
 import ipywidgets as widgets
 
 from cnnviz.figures.training import net_label, race_svg
 from cnnviz.race import EMBEDDED, Race, RaceConfig
-from cnnviz.widgets._base import LatestOnly, View, error_html, guarded, info_html, scoped_style
+from cnnviz.widgets._base import LatestOnly, View, Worker, error_html, guarded, info_html, scoped_style
 
 __all__ = ["LiveTraining", "SHALLOW_DEPTHS", "DEEP_DEPTHS", "WIDTHS", "MAX_EPOCHS"]
 
@@ -137,8 +136,7 @@ class LiveTraining(View):
         self.chart.value = race_svg(self.race.log, width=self._chart_size[0], height=self._chart_size[1],
                                     font_size=self._chart_size[2])
         if self.threaded:
-            self._thread = threading.Thread(target=self._train, name="cnnviz-live-training", daemon=True)
-            self._thread.start()
+            self._thread = Worker(self._train, name="cnnviz-live-training", stop=self._on_stop).start()
         else:
             self._train()
 

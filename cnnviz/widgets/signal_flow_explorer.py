@@ -18,7 +18,7 @@ from cnnviz.initialisation import (ACTIVATIONS, SCHEMES, InitError, initialisabl
                                    is_finite_number)
 from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map, is_cached
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
+from cnnviz.widgets._base import LatestOnly, View, Worker, guarded, info_html, scoped_style
 
 __all__ = ["SignalFlowExplorer", "LIMITS"]
 
@@ -55,6 +55,10 @@ def _check(settings: dict) -> dict:
         raise InitError(f"The constant c must be a finite number; got {s['value']!r}.")
     return s
 
+
+
+class _Cancelled(Exception):
+    """Raised from the map's progress callback to end its computation early (at exit)."""
 
 class SignalFlowExplorer(View):
     """Per-layer activations and gradients of a deep fully connected network at initialisation.
@@ -271,7 +275,11 @@ class SignalFlowExplorer(View):
             return
         self.compute_map.disabled = True
 
+        cancel = threading.Event()
+
         def progress(cell, done, total):
+            if cancel.is_set():  # the process is exiting: end after this run, without a cache file
+                raise _Cancelled
             self.map_status.value = info_html(f"<b>Trainability map</b>: {done} of {total} runs trained "
                                               f"(last: {cell.describe()})")
 
@@ -279,14 +287,15 @@ class SignalFlowExplorer(View):
             try:
                 cached_trainability_map(self._map_config, on_cell=progress)
                 self._load_map()
+            except _Cancelled:
+                pass
             except Exception as err:  # shown as a sentence, never lost on the thread
                 self._show_error(err, "map")
             finally:
                 self.compute_map.disabled = False
 
         if self.threaded:
-            self._map_thread = threading.Thread(target=work, name="cnnviz-trainability", daemon=True)
-            self._map_thread.start()
+            self._map_thread = Worker(work, name="cnnviz-trainability", stop=cancel.set).start()
         else:
             work()
 

@@ -6,12 +6,11 @@ and ``cnnviz.figures.transfer`` (``transfer_svg``: the curve; ``table_html``: th
 only, so it runs on Colab's ipywidgets 7. Training runs on a background thread; after each log point the thread
 hands a snapshot of the curve to a ``LatestOnly`` renderer, at most one every ``min_interval`` seconds.
 """
-import threading
 import time
 
 import ipywidgets as widgets
 
-from cnnviz.widgets._base import LatestOnly, View, error_html, guarded, info_html, scoped_style
+from cnnviz.widgets._base import LatestOnly, View, Worker, error_html, guarded, info_html, scoped_style
 
 __all__ = ["TransferExplorer", "SIZES", "STRATEGY_CHOICES"]
 
@@ -171,9 +170,7 @@ class TransferExplorer(View):
         request = dict(target=self.target.value, size=self.size.value, strategy=self.strategy.value,
                        layer=self.layer.value, seed=self.seed.value)
         if self.threaded:
-            self._thread = threading.Thread(target=self._train, args=(request,), name="cnnviz-transfer",
-                                            daemon=True)
-            self._thread.start()
+            self._thread = Worker(lambda: self._train(request), name="cnnviz-transfer", stop=self._on_stop).start()
         else:
             self._train(request)
 
