@@ -184,7 +184,7 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman's rank correlation of two maps of the same shape (ties get their average rank)."""
     if a.shape != b.shape:
         raise ValueError(f"The maps have different shapes {tuple(a.shape)} and {tuple(b.shape)}.")
-    ra, rb = _ranks(a.flatten().double()), _ranks(b.flatten().double())
+    ra, rb = _ranks(a.detach().flatten().cpu().double()), _ranks(b.detach().flatten().cpu().double())  # MPS: no float64
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denominator = (ra.norm() * rb.norm()).item()
     return float((ra @ rb).item() / denominator) if denominator > 0 else 0.0

@@ -171,7 +171,7 @@ def pca_basis(images) -> PCABasis:
         raise AugmentationError("PCA colour augmentation needs RGB images (3 channels): give (N, 3, H, W) or a list "
                                 "of (3, H, W) images.")
     pixels = torch.cat([t.transpose(0, -3).reshape(3, -1) for t in tensors], 1)             # (3, P)
-    x = pixels.double()                                                      # (3, P)
+    x = pixels.cpu().double()                                                # (3, P); MPS has no float64
     mean = x.mean(1)
     cov = torch.cov(x)                                                       # (3, 3), divided by P − 1
     values, vectors = torch.linalg.eigh(cov)                                  # ascending

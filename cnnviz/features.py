@@ -106,14 +106,14 @@ def filter_smoothness(weight) -> torch.Tensor:
     if weight.shape[-1] * weight.shape[-2] < 2:
         raise ValueError(f"{weight.shape[-2]}×{weight.shape[-1]} kernels have no neighbouring taps, so no spatial "
                          "structure to measure.")
-    x = weight.detach().double()
+    x = weight.detach().cpu().double()   # on the CPU: MPS has no float64
     x = x - x.mean(dim=(2, 3), keepdim=True)  # (C_out, C_in, kh, kw)
     pairs = [(x[..., :, :-1], x[..., :, 1:]), (x[..., :-1, :], x[..., 1:, :])]  # right and lower neighbours
     num = sum((p * q).sum(dim=(1, 2, 3)) for p, q in pairs)  # (C_out,)
     pp = sum(p.pow(2).sum(dim=(1, 2, 3)) for p, _ in pairs)
     qq = sum(q.pow(2).sum(dim=(1, 2, 3)) for _, q in pairs)
     den = (pp * qq).sqrt()
-    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num)).to(weight.dtype)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num)).to(weight.device, weight.dtype)
 
 
 # ----------------------------------------------------------------------------- feature maps

@@ -169,4 +169,4 @@ def fit_kernel(image, target, *, size: int = 3, steps: int = 1000, lr: float = 0
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    return w.detach()[0, 0].double().numpy(), losses
+    return w.detach()[0, 0].cpu().double().numpy(), losses

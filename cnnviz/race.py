@@ -269,7 +269,7 @@ def build_net(name: str, config: RaceConfig = EMBEDDED, data: TensorData = None,
     depth = int(depth)
     channels, classes = (data.image_shape[0], data.num_classes) if data is not None else (1, 10)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed * 10_000 + depth)
+        torch.default_generator.manual_seed(config.seed * 10_000 + depth)
         return cifar_resnet(depth, plain=kind == "plain", width=config.width, in_channels=channels,
                             num_classes=classes, **changes)
 

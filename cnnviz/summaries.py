@@ -372,10 +372,20 @@ def _plan_devices(model, device):
     if meta in devices:
         raise ValueError(f"The model's parameters are on the meta device (they hold no values), so it cannot "
                          f"run on {target}; leave device=None to summarise it on the meta device.")
-    if any(d != target for d in devices):
+    if any(not _same_device(d, target) for d in devices):
         raise ValueError(f"The model is on {home} but device={str(target)!r}: move it with model.to(...) "
                          "first, or leave device=None.")
-    return [(target, None)]
+    return [(home if _same_device(home, target) else target, None)]
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same: the same type, and the same index where both name one
+    (``cuda`` and ``cuda:0`` are the same device when the current one is 0; torch compares them as unequal)."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        return True
+    return a.index == b.index
 
 
 def _on_meta(tensors):

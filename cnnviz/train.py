@@ -213,6 +213,13 @@ def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: 
     return torch.where(flips.bool().view(b, 1, 1, 1), out.flip(-1), out)
 
 
+def non_blocking_copies(device: torch.device) -> bool:
+    """Whether host-to-``device`` copies may be asynchronous: on CUDA only, where the caching allocator keeps a
+    source alive until its copy is done; on MPS a non-blocking copy of a temporary CPU tensor can read it after
+    it is freed (a known PyTorch issue), and on the CPU there is nothing to overlap."""
+    return torch.device(device).type == "cuda"
+
+
 class DeviceLoader:
     """Batches of normalised float images made on ``device`` from uint8 images kept there.
 
@@ -245,6 +252,7 @@ class DeviceLoader:
         self.pad = images.shape[2] // 8 if pad is None else int(pad)
         self.drop_last = shuffle if drop_last is None else drop_last
         self.channels_last, self.transform = channels_last, transform
+        self.non_blocking = non_blocking_copies(self.device)
         if generator is None and (shuffle or augment):  # not seeding: a seed drawn from torch's global generator
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), dtype=torch.int64)))
         self.generator = generator
@@ -267,7 +275,8 @@ class DeviceLoader:
             if not self.flip:
                 flips = torch.zeros_like(flips)
             perm = perm.to(self.images.device)
-            offsets, flips = offsets.to(self.device, non_blocking=True), flips.to(self.device, non_blocking=True)
+            nb = self.non_blocking
+            offsets, flips = offsets.to(self.device, non_blocking=nb), flips.to(self.device, non_blocking=nb)
         else:
             perm = None
         for k in range(len(self)):
@@ -276,8 +285,8 @@ class DeviceLoader:
                 x, y = self.images[sl], self.labels[sl]
             else:
                 x, y = self.images.index_select(0, perm[sl]), self.labels.index_select(0, perm[sl])
-            x = x.to(self.device, non_blocking=True)                            # (B, C, H, W) uint8
-            y = y.to(self.device, non_blocking=True)                            # (B,)
+            x = x.to(self.device, non_blocking=self.non_blocking)               # (B, C, H, W) uint8
+            y = y.to(self.device, non_blocking=self.non_blocking)               # (B,)
             if self.augment:
                 x = crop_flip(x, offsets[sl], flips[sl], self.pad)
             if self.transform is not None:  # a batched augmentation on floats in [0, 1], e.g. PCA colour
@@ -393,6 +402,14 @@ def _load_checkpoint(path: Path) -> dict:
 # ----------------------------------------------------------------------------- trainer
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA, MPS); nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def _positive_int(value, name: str, hint: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}.{hint}")
@@ -405,7 +422,9 @@ def _amp_dtype(amp, device: torch.device):
     if amp is False:
         return None
     if amp is True:
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        # natively only: pre-Ampere GPUs (Colab's T4) report bf16 "supported" through emulation, with no bf16
+        # convolutions in cuDNN; there float16 with loss scaling is the fast choice
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
             return torch.float16
         return torch.bfloat16
     names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
@@ -656,12 +675,13 @@ class Trainer:
         if self._pbar is not None:
             self._pbar.update(1)
         end_of_epoch = self.step_count % self.steps_per_epoch == 0
-        if end_of_epoch and self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)               # the epoch's time includes its queued work
+        log_point = end_of_epoch or self.step_count % self.log_every == 0
+        if log_point:  # the time up to a log point includes the device's queued work (read there anyway)
+            _synchronize(self.device)
         seconds = time.perf_counter() - t0
         self._epoch_seconds += seconds
         self.train_seconds += seconds
-        if end_of_epoch or self.step_count % self.log_every == 0:
+        if log_point:
             self._log()
         if end_of_epoch:
             self._end_epoch()

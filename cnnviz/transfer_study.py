@@ -291,7 +291,7 @@ def scratch_model(source: nn.Module, *, seed: int = 0) -> nn.Module:
         f = source.features
         widths = tuple(getattr(f, f"conv{k}").out_channels for k in range(1, 5))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             model = shapesnet(num_classes=source.classifier.fc.out_features, widths=widths, batch_norm=True)
         model.cnnviz_preprocess = getattr(source, "cnnviz_preprocess", None)
         return model
@@ -361,7 +361,7 @@ def run_strategy(strategy: str, source: nn.Module, data, *, recipe: Recipe = Rec
     steps = per_epoch // recipe.batch_size
     on_cpu = next(source.parameters()).device.type == "cpu"
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         trainer = fine_tuner(model, tiled, trainable=trainable, lr=lr, backbone_lr=backbone, seed=seed,
                              new_head=new_head, head_init=head_init, epochs=epochs, batch_size=recipe.batch_size,
                              momentum=recipe.momentum, weight_decay=recipe.weight_decay, augment=recipe.augment,

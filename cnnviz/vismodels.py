@@ -150,7 +150,7 @@ def _train(seed: int, progress: bool) -> dict:
     x_test, y_test = shapes.make_shapes(r["test_images"], size=r["image_size"], seed=2 * seed + 2)
     data = TensorData.from_arrays(x_train, y_train, x_test, y_test, classes=shapes.CLASSES)
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's generator
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         model = shapesnet(widths=r["widths"], batch_norm=r["train_with_batch_norm"])
     trainer = _one_cycle_trainer()(
         model, data, epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"], momentum=r["momentum"],

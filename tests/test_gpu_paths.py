@@ -1,0 +1,55 @@
+"""The GPU paths, checked on the CPU where their logic allows: capability checks, device comparisons, copies,
+and seeding that leaves other devices' random state alone (no GPU has run these; see issue "GPU paths")."""
+import pytest
+import torch
+
+from cnnviz import train
+from cnnviz.summaries import _same_device
+
+
+def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch):
+    """A T4 reports bf16 as supported through emulation, without bf16 convolutions: float16 with loss scaling
+    is chosen there; an Ampere GPU gets bfloat16."""
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert train._amp_dtype(True, cuda) == torch.float16 and train._amp_dtype(None, cuda) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert train._amp_dtype(True, cuda) == torch.bfloat16
+    assert train._amp_dtype(None, torch.device("cpu")) is None and train._amp_dtype("fp16", cuda) == torch.float16
+
+
+def test_device_names_that_mean_the_same_device():
+    d = torch.device
+    assert _same_device(d("cuda:0"), d("cuda")) and _same_device(d("cuda"), d("cuda:1"))
+    assert not _same_device(d("cuda:0"), d("cuda:1")) and not _same_device(d("cpu"), d("cuda"))
+    assert _same_device(d("mps"), d("mps:0")) and _same_device(d("cpu"), d("cpu"))
+
+
+def test_asynchronous_copies_only_on_cuda():
+    assert train.non_blocking_copies("cuda") and train.non_blocking_copies(torch.device("cuda:1"))
+    assert not train.non_blocking_copies("mps") and not train.non_blocking_copies("cpu")
+    x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    assert train.DeviceLoader(x, torch.zeros(4, dtype=torch.int64), batch_size=2, mean=[0.5], std=[0.5],
+                              device="cpu").non_blocking is False
+
+
+@pytest.fixture
+def seeding_recorder(monkeypatch):
+    """Records any seeding of the CUDA generators (which torch.manual_seed does, even with no GPU)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(("all", seed)))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(("one", seed)))
+    return calls
+
+
+def test_seeded_builds_leave_other_devices_alone(seeding_recorder):
+    from cnnviz import race, transfer, transfer_study as ts
+    from cnnviz.models.shapesnet import shapesnet
+
+    net = shapesnet(widths=(4, 4, 4, 4))             # (draws from the global generator: before `before`)
+    before = torch.get_rng_state()
+    race.build_net("resnet-20", race.EMBEDDED)
+    ts.scratch_model(net.eval(), seed=1)
+    transfer.replace_head(net, 3, generator=torch.Generator().manual_seed(0))
+    assert seeding_recorder == []                                  # no CUDA generator was reseeded
+    assert torch.equal(before, torch.get_rng_state())               # and the CPU's is as it was
