@@ -53,8 +53,9 @@ class CheckpointError(RuntimeError):
 
 
 def _as_uint8_images(x, what: str) -> torch.Tensor:
-    """(N, C, H, W) uint8 from uint8 or [0, 1] float images, (N, H, W) or channels-last (N, H, W, C) arrays."""
-    x = torch.as_tensor(x)
+    """(N, C, H, W) uint8 on the CPU from uint8 or [0, 1] float images, (N, H, W) or channels-last (N, H, W, C)
+    arrays, on any device (the loader copies batches to the training device)."""
+    x = torch.as_tensor(x).cpu()
     if x.ndim == 3:
         x = x[:, None]                                         # (N, 1, H, W)
     if x.ndim != 4:
@@ -74,7 +75,7 @@ def _as_uint8_images(x, what: str) -> torch.Tensor:
 
 
 def _as_labels(y, n: int, what: str) -> torch.Tensor:
-    y = torch.as_tensor(y)
+    y = torch.as_tensor(y).cpu()   # on the CPU: labels on a GPU would make num_classes a sync every step
     if y.ndim != 1 or len(y) != n or y.is_floating_point() or y.dtype == torch.bool:
         raise ValueError(f"{what} must be {n} integer class indices (one per image), "
                          f"got {y.dtype} of shape {tuple(y.shape)}.")

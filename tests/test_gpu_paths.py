@@ -53,3 +53,37 @@ def test_seeded_builds_leave_other_devices_alone(seeding_recorder):
     transfer.replace_head(net, 3, generator=torch.Generator().manual_seed(0))
     assert seeding_recorder == []                                  # no CUDA generator was reseeded
     assert torch.equal(before, torch.get_rng_state())               # and the CPU's is as it was
+
+
+def test_tensor_data_keeps_its_images_on_the_cpu():
+    """Images and labels given on a device are kept on the CPU (the loader copies batches over): here a
+    'device' tensor is the meta device's stand-in for a GPU one, which .cpu() must be asked of."""
+    x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(6) % 2
+    moved = []
+
+    class OnDevice(torch.Tensor):
+        def cpu(self, *args, **kwargs):
+            moved.append(tuple(self.shape))
+            return torch.Tensor(self).cpu()
+
+    d = train.TensorData.from_arrays(x.as_subclass(OnDevice), y.as_subclass(OnDevice), x, y)
+    assert len(moved) == 2 and d.train_images.device.type == "cpu" and type(d.train_labels) is torch.Tensor
+
+
+def test_shapesnet_trains_on_the_cpu_in_float32_everywhere(monkeypatch):
+    from cnnviz import vismodels
+
+    seen = {}
+
+    class Spy(Exception):
+        pass
+
+    def trainer(*args, **kwargs):
+        seen.update(kwargs)
+        raise Spy
+
+    monkeypatch.setattr(vismodels, "_one_cycle_trainer", lambda: trainer)
+    with pytest.raises(Spy):
+        vismodels._train(0, progress=False)
+    assert seen["device"] == "cpu" and seen["amp"] is False
