@@ -87,3 +87,26 @@ def test_shapesnet_trains_on_the_cpu_in_float32_everywhere(monkeypatch):
     with pytest.raises(Spy):
         vismodels._train(0, progress=False)
     assert seen["device"] == "cpu" and seen["amp"] is False
+
+
+def test_the_gpu_check_runs_every_path_on_the_cpu(tmp_path):
+    """bench/gpu_check.py --device cpu --quick: every path runs and matches the CPU (so the script never rots
+    while no GPU is lent)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = tmp_path / "gpu_check.json"
+    run = subprocess.run([sys.executable, str(root / "bench" / "gpu_check.py"), "--device", "cpu", "--quick",
+                          "--json", str(report)], cwd=root, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    data = json.loads(report.read_text())
+    paths = [r["path"] for r in data["results"]]
+    assert all(r["ran"] and r["matched"] for r in data["results"]), data["results"]
+    for needed in ("zoo forward", "summary", "feature maps", "deconvnet", "occlusion: incremental = full",
+                   "attribution", "filter_image", "trainer: checkpoint and resume", "trainer: NaN guard",
+                   "DeviceLoader", "random state", "images/s"):
+        assert any(needed in p for p in paths), needed
+    assert data["info"]["device"] == "cpu"

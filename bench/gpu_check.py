@@ -1,0 +1,381 @@
+"""One check of cnnviz's device paths, for the day a GPU is lent: does each path run there, does it agree with
+the CPU, and how fast is it.
+
+    python bench/gpu_check.py                          # on cnnviz.device() (CUDA, else MPS, else the CPU)
+    python bench/gpu_check.py --device cuda            # a chosen device
+    python bench/gpu_check.py --device cpu --quick     # the same script in well under a minute (make test)
+    python bench/gpu_check.py --json report.json       # where the JSON report goes (default: print only)
+
+Everything runs offline on synthetic or embedded data. For each path it records whether it ran, whether its
+result equals the CPU's within the stated tolerance (and at which precision the comparison is made: on Ampere
+and later GPUs float32 convolutions use TF32 by default, good to about 1e-3 relative), and its time after a
+warm-up, with the device synchronised. It prints the device, its compute capability, native bf16 support
+and the TF32 setting first.
+
+Paths covered: the zoo's forward pass, `summary` on a device model, feature maps, the Zeiler–Fergus deconvnet,
+occlusion (incremental against full), captum's attributions, `filter_image`, the trainer with AMP off / fp16 /
+bf16 (the dtype chosen, the loss scaler, the first losses against the CPU's, checkpoint and resume, the NaN
+guard), `DeviceLoader` against the CPU with the same seed, the global random state around a race, and the
+trainer's images/s against a conventional `DataLoader` loop. Not covered yet (run them by hand on a GPU):
+`top_activations`, `sanity_check`, the embedded race's wall time.
+Goal on one GPU: the whole check in at most 5 minutes; the trainer at least 2× the conventional loop.
+"""
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cnnviz  # noqa: E402
+
+
+def sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def timed(fn, device, reps: int) -> float:
+    """Milliseconds per call (median of ``reps`` after one warm-up), synchronised."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times))
+
+
+def max_diff(a, b) -> float:
+    a, b = torch.as_tensor(a).detach().float().cpu(), torch.as_tensor(b).detach().float().cpu()
+    return float((a - b).abs().max()) if a.numel() else 0.0
+
+
+def relative(a, b) -> float:
+    b_t = torch.as_tensor(b).detach().float().cpu()
+    return max_diff(a, b) / max(float(b_t.abs().max()), 1e-12)
+
+
+# ----------------------------------------------------------------------------- the paths
+
+
+def check_zoo(device, quick):
+    from cnnviz import models
+
+    out = []
+    for name in (["resnet18"] if quick else ["resnet18", "vgg11", "densenet121", "googlenet"]):
+        torch.manual_seed(0)
+        model = models.get(name).eval()
+        x = torch.randn(2, 3, 64 if quick else 224, 64 if quick else 224)
+        with torch.no_grad():
+            ref = model(x)
+            dev_model = model.to(device)
+            got = dev_model(x.to(device))
+        ms = timed(lambda: dev_model(x.to(device)), device, 3 if quick else 10)
+        out.append({"path": f"zoo forward: {name}", "matched": relative(got, ref) < 1e-3, "error": relative(got, ref),
+                    "tolerance": "1e-3 relative (TF32)", "ms": ms})
+    return out
+
+
+def check_summary(device, quick):
+    from cnnviz import models
+    from cnnviz.summaries import summary
+
+    model = models.get("resnet18").to(device)
+    s = summary(model, (3, 224, 224), device=str(device))
+    ref = summary(models.get("resnet18"), (3, 224, 224))
+    return [{"path": "summary of a model on the device", "matched": s.total_params == ref.total_params,
+             "error": abs(s.total_params - ref.total_params), "tolerance": "exact (parameter count)"}]
+
+
+def check_features(device, quick):
+    from cnnviz.features import feature_maps
+    from cnnviz.vismodels import trained_shapesnet
+
+    model = trained_shapesnet(progress=False)
+    ref = feature_maps(model, "chelsea")
+    dev = feature_maps(model.to(device), "chelsea")
+    err = max(relative(dev[k], ref[k]) for k in ref)
+    model.to("cpu")
+    return [{"path": "feature maps (ShapesNet)", "matched": err < 1e-3, "error": err, "tolerance": "1e-3 relative"}]
+
+
+def check_deconvnet(device, quick):
+    from cnnviz.deconvnet import deconvnet
+    from cnnviz.vismodels import trained_shapesnet
+
+    model = trained_shapesnet(progress=False)
+    ref = deconvnet(model, "chelsea", "features.relu3", 5)
+    got = deconvnet(model.to(device), "chelsea", "features.relu3", 5)
+    model.to("cpu")
+    err = relative(got, ref)
+    return [{"path": "deconvnet (ShapesNet, relu3)", "matched": err < 1e-3, "error": err,
+             "tolerance": "1e-3 relative"}]
+
+
+def check_occlusion(device, quick):
+    from cnnviz.occlusion import occlusion
+    from cnnviz.vismodels import trained_shapesnet
+
+    model = trained_shapesnet(progress=False).to(device)
+    out = []
+    maps = {}
+    for incremental in (True, False):
+        t0 = time.perf_counter()
+        maps[incremental] = occlusion(model, "chelsea", patch=16, stride=8 if quick else 4, incremental=incremental)
+        sync(device)
+        out.append({"path": f"occlusion, {'incremental' if incremental else 'full'}", "ms":
+                    1000 * (time.perf_counter() - t0), "matched": True, "error": 0.0, "tolerance": "runs"})
+    err = max_diff(maps[True].prob, maps[False].prob)
+    out.append({"path": "occlusion: incremental = full", "matched": err < 1e-4, "error": err,
+                "tolerance": "1e-4 absolute probability"})
+    model.to("cpu")
+    return out
+
+
+def check_attribution(device, quick):
+    from cnnviz.attribution import METHODS, attribute
+    from cnnviz.vismodels import trained_shapesnet
+
+    model = trained_shapesnet(progress=False)
+    out = []
+    for method in (["saliency", "grad_cam"] if quick else list(METHODS)):
+        ref = attribute(model, "chelsea", method).map
+        got = attribute(model.to(device), "chelsea", method).map
+        model.to("cpu")
+        err = relative(got, ref)
+        out.append({"path": f"attribution: {method}", "matched": err < 1e-2, "error": err,
+                    "tolerance": "1e-2 relative (gradients through TF32 convolutions)"})
+    return out
+
+
+def check_filter(device, quick):
+    from cnnviz.data import load_image
+    from cnnviz.kernels import filter_image
+
+    img = load_image("astronaut", max_side=256 if quick else 512)
+    k = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=np.float32)
+    ref = filter_image(img, k, device="cpu")
+    got = filter_image(img, k, device=device)
+    ms = timed(lambda: filter_image(img, k, device=device), device, 5 if quick else 20)
+    err = max_diff(got, ref)
+    return [{"path": "filter_image (colour, Sobel)", "matched": err < 1e-2, "error": err,
+             "tolerance": "1e-2 absolute on 0..255 values", "ms": ms}]
+
+
+def _tiny_data(n=256, seed=0):
+    from cnnviz.train import TensorData
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return TensorData.from_arrays(x[: n * 3 // 4], y[: n * 3 // 4], x[n * 3 // 4:], y[n * 3 // 4:])
+
+
+def check_trainer(device, quick):
+    from cnnviz.models.resnet import cifar_resnet
+    from cnnviz.train import Trainer, TrainingDiverged
+
+    data = _tiny_data()
+    out = []
+    losses = {}
+    modes = [False] if device.type == "cpu" else [False, "fp16", "bf16"]
+    for amp in [False] + [m for m in modes if m]:
+        devices = [torch.device("cpu"), device] if amp is False and device.type != "cpu" else [device]
+        for dev in devices:
+            torch.manual_seed(0)
+            model = cifar_resnet(8)
+            tr = Trainer(model, data, epochs=1, batch_size=32, device=dev, amp=amp, seed=0, augment=False,
+                         progress=False, log_every=1)
+            tr.fit()
+            losses[(str(dev.type), amp)] = [r["loss"] for r in tr.history.steps[:3]]
+            if dev == device:
+                out.append({"path": f"trainer, amp={amp or 'off'}", "dtype": str(tr.amp_dtype),
+                            "scaler": tr.scaler is not None, "matched": True, "error": 0.0, "tolerance": "runs"})
+    ref, got = losses[("cpu", False)], losses[(device.type, False)]
+    err = max(abs(a - b) for a, b in zip(ref, got))
+    out.append({"path": "trainer: first losses, device = CPU (fp32)", "matched": err < 1e-2, "error": err,
+                "tolerance": "1e-2 absolute (TF32)"})
+    # checkpoint and resume reproduce an uninterrupted run
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(resume_after):
+            torch.manual_seed(0)
+            model = cifar_resnet(8)
+            tr = Trainer(model, data, epochs=2, batch_size=32, device=device, amp=False, seed=0, progress=False,
+                         checkpoint=Path(tmp) / f"c{resume_after}.pt")
+            if resume_after:
+                tr.run_epoch()
+                torch.manual_seed(0)
+                model = cifar_resnet(8)
+                tr = Trainer(model, data, epochs=2, batch_size=32, device=device, amp=False, seed=0,
+                             progress=False, checkpoint=Path(tmp) / f"c{resume_after}.pt", resume=True)
+            tr.fit()
+            return model.state_dict()
+
+        a, b = run(0), run(1)
+        err = max(max_diff(a[k], b[k]) for k in a if a[k].is_floating_point())
+    out.append({"path": "trainer: checkpoint and resume = uninterrupted", "matched": err < 1e-4, "error": err,
+                "tolerance": "1e-4 absolute"})
+    # the NaN guard
+    bad = _tiny_data()
+    torch.manual_seed(0)
+    tr = Trainer(cifar_resnet(8), bad, epochs=1, batch_size=32, lr=1e6, device=device, amp=False, seed=0,
+                 progress=False, log_every=1)
+    try:
+        tr.fit()
+        caught = False
+    except TrainingDiverged:
+        caught = True
+    out.append({"path": "trainer: NaN guard stops a diverging run", "matched": caught, "error": 0.0,
+                "tolerance": "raises TrainingDiverged"})
+    return out
+
+
+def check_loader(device, quick):
+    from cnnviz.train import DeviceLoader
+
+    data = _tiny_data(128)
+    batches = {}
+    for dev in ("cpu", device):
+        loader = DeviceLoader(data.train_images, data.train_labels, batch_size=32, mean=data.mean, std=data.std,
+                              device=dev, augment=True, pad=4, generator=torch.Generator().manual_seed(3))
+        batches[str(dev)] = [(x.cpu(), y.cpu()) for x, y in loader]
+    ref, got = batches["cpu"], batches[str(device)]
+    err = max(max_diff(a[0], b[0]) for a, b in zip(ref, got))
+    same_labels = all(torch.equal(a[1], b[1]) for a, b in zip(ref, got))
+    return [{"path": "DeviceLoader: crops and flips = the CPU's (same seed)", "matched": err < 1e-5 and same_labels,
+             "error": err, "tolerance": "1e-5 absolute, labels exact"}]
+
+
+def check_random_state(device, quick):
+    from cnnviz.race import EMBEDDED, build_net
+
+    cpu = torch.get_rng_state()
+    acc = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    build_net("resnet-20", EMBEDDED)
+    same = torch.equal(cpu, torch.get_rng_state()) and (acc is None or torch.equal(acc, torch.cuda.get_rng_state(device)))
+    return [{"path": "random state around a race network's build", "matched": same, "error": 0.0,
+             "tolerance": "bit-identical generators"}]
+
+
+def check_speed(device, quick):
+    """Trainer.step() against the conventional loop: PIL crops and flips in a DataLoader, .item() every step."""
+    from torchvision import transforms
+
+    from cnnviz.models.resnet import cifar_resnet
+    from cnnviz.train import Trainer
+
+    n = 512 if quick else 4096
+    data = _tiny_data(n + n // 3)
+    torch.manual_seed(0)
+    tr = Trainer(cifar_resnet(20), data, epochs=1, batch_size=128, device=device, seed=0, progress=False,
+                 channels_last=device.type == "cuda")
+    steps = len(data.train_images) // 128
+    tr.step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps - 1):
+        tr.step()
+    sync(device)
+    ours = (steps - 1) * 128 / (time.perf_counter() - t0)
+
+    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                             transforms.ToTensor(), transforms.Normalize(data.mean, data.std)])
+
+    class Set(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(data.train_images)
+
+        def __getitem__(self, i):
+            img = transforms.functional.to_pil_image(data.train_images[i])
+            return tf(img), int(data.train_labels[i])
+
+    loader = torch.utils.data.DataLoader(Set(), batch_size=128, shuffle=True, drop_last=True, num_workers=0)
+    torch.manual_seed(0)
+    model = cifar_resnet(20).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    it = iter(loader)
+    t0, seen = None, 0
+    for k, (x, y) in enumerate(it):
+        x, y = x.to(device), y.to(device)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+        if k == 0:
+            sync(device)
+            t0 = time.perf_counter()
+        else:
+            seen += len(y)
+    sync(device)
+    theirs = seen / (time.perf_counter() - t0) if seen else math.nan
+    return [{"path": "trainer images/s vs the conventional loop", "ours": ours, "theirs": theirs,
+             "ratio": ours / theirs, "matched": True, "error": 0.0, "tolerance": "goal on a GPU: ratio ≥ 2"}]
+
+
+CHECKS = [check_zoo, check_summary, check_features, check_deconvnet, check_occlusion, check_attribution,
+          check_filter, check_trainer, check_loader, check_random_state, check_speed]
+
+
+def device_info(device):
+    info = {"device": str(device), "torch": torch.__version__}
+    if device.type == "cuda":
+        info.update(name=torch.cuda.get_device_name(device),
+                    capability=".".join(map(str, torch.cuda.get_device_capability(device))),
+                    bf16_native=torch.cuda.is_bf16_supported(including_emulation=False),
+                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
+    else:
+        info.update(name=device.type, capability=None, bf16_native=None, tf32_matmul=None, tf32_cudnn=None)
+    return info
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None, help="default: cnnviz.device()")
+    parser.add_argument("--quick", action="store_true", help="small inputs and fewer repetitions")
+    parser.add_argument("--json", default=None, help="write the report here")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device) if args.device else cnnviz.device()
+    start = time.perf_counter()
+    report = {"info": device_info(device), "quick": args.quick, "results": []}
+    print(" · ".join(f"{k} {v}" for k, v in report["info"].items()))
+    for check in CHECKS:
+        t0 = time.perf_counter()
+        try:
+            rows = check(device, args.quick)
+            for r in rows:
+                r["ran"] = True
+        except Exception as err:  # a path that fails is a result: recorded with its error, the others still run
+            rows = [{"path": check.__name__[6:], "ran": False, "matched": False,
+                     "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(limit=3)}]
+        for r in rows:
+            r["seconds"] = time.perf_counter() - t0
+            report["results"].append(r)
+            extra = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+                              if k in ("ms", "ratio", "ours", "theirs", "dtype", "scaler"))
+            status = "ok" if r["ran"] and r["matched"] else ("RAN, DIFFERS" if r["ran"] else "FAILED")
+            err = r["error"] if isinstance(r["error"], str) else f"{r['error']:.2e}"
+            print(f"  {status:12} {r['path']:52} error {err:12} ({r.get('tolerance', '')}) {extra}")
+    report["seconds"] = time.perf_counter() - start
+    print(f"all checks in {report['seconds']:.1f} s (goal on one GPU: ≤ 300 s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+    return 0 if all(r["ran"] and r["matched"] for r in report["results"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
