@@ -246,7 +246,9 @@ class TransferExplorer(View):
             return f"linear probe on {layer_label(req['layer'])}"
         if s == "finetune":
             k = req["layer"]
-            return "fine-tune the head only" if k == 0 else f"fine-tune the last {k} blocks + head"
+            if k == 0:
+                return "fine-tune the head only"
+            return "fine-tune the last block + head" if k == 1 else f"fine-tune the last {k} blocks + head"
         return {"scratch": "from scratch", "pixels": "linear model on the pixels"}[s]
 
     def _svg(self, curve, total, label):
