@@ -166,13 +166,20 @@ def _photo_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
     theta[:, :, 2] = shift
+    return _recolour(_crops(photos, which, theta, size), g)
+
+
+def _crops(photos: torch.Tensor, which: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Sample ``photos[which[i]]`` through the affine map ``theta[i]`` (normalised coordinates, as
+    ``F.affine_grid`` takes them), one photo at a time for all its crops: (n, 3, size, size)."""
+    n = len(which)
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)        # (n, size, size, 2)
     out = torch.empty(n, 3, size, size)
     for p in which.unique().tolist():
         idx = (which == p).nonzero().squeeze(1)
         out[idx] = F.grid_sample(photos[p:p + 1].expand(len(idx), -1, -1, -1), grid[idx], mode="bilinear",
                                  padding_mode="reflection", align_corners=False)
-    return _recolour(out, g)
+    return out
 
 
 def _recolour(out: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -317,13 +324,7 @@ def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES, ha
     theta[:, 0, 0], theta[:, 0, 1] = scale * c * flip, -scale * s
     theta[:, 1, 0], theta[:, 1, 1] = scale * s * flip, scale * c
     theta[:, 0, 2], theta[:, 1, 2] = x, y
-    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)        # (n, size, size, 2)
-    out = torch.empty(n, 3, size, size)
-    for k in labels.unique().tolist():
-        idx = (labels == k).nonzero().squeeze(1)
-        out[idx] = F.grid_sample(photos[k:k + 1].expand(len(idx), -1, -1, -1), grid[idx], mode="bilinear",
-                                 padding_mode="reflection", align_corners=False)
-    out = _recolour(out, g)
+    out = _recolour(_crops(photos, labels, theta, size), g)
     sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g)
     out.add_(sigma * torch.randn(out.shape, generator=g))
     return out.clamp_(0, 1).mul_(255).round_().to(torch.uint8), labels

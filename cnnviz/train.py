@@ -383,6 +383,21 @@ def _save_atomically(payload: dict, path: Path) -> None:
         raise
 
 
+def _load_verified(path: Path, fmt: str):
+    """``(payload, None)`` from a cache file written as ``{**payload, "sha256": _digest(payload)}`` with
+    ``payload["format"] == fmt``, or ``(None, why)`` when it cannot be read or does not check out (loaded with
+    ``weights_only=True``)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a torch file, ...: the caller recomputes
+        return None, type(err).__name__
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        return None, "it is not such a file"
+    if payload.pop("sha256", None) != _digest(payload):
+        return None, "its contents do not match their checksum"
+    return payload, None
+
+
 def _load_checkpoint(path: Path) -> dict:
     """Read and verify a checkpoint; a damaged one raises ``CheckpointError``."""
     advice = "delete it to start over, or pass restart_if_corrupt=True to do that automatically."

@@ -188,7 +188,7 @@ def cached_features(model: nn.Module, images, layer: str, *, pool=None, cache=Tr
     folder), a folder, or False (no file).
     """
     from cnnviz.data import cache_dir
-    from cnnviz.train import _digest, _save_atomically
+    from cnnviz.train import _digest, _load_verified, _save_atomically
 
     x = as_uint8(images)
     if not isinstance(layer, str):
@@ -204,15 +204,8 @@ def cached_features(model: nn.Module, images, layer: str, *, pool=None, cache=Tr
     folder = (cache_dir() / "features") if cache is True else Path(cache)
     path = folder / f"{_features_key(model, x, layer, _check_pool(pool))}.pt"
     if path.exists():
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            ok = isinstance(payload, dict) and payload.get("format") == _FEATURES_FORMAT
-            ok = ok and payload.pop("sha256", None) == _digest(payload)
-        except Exception as err:  # truncated, not a torch file, ...: recompute
-            ok, why = False, f"{type(err).__name__}"
-        else:
-            why = "its contents do not match their checksum"
-        if ok:
+        payload, why = _load_verified(path, _FEATURES_FORMAT)
+        if payload is not None:
             return payload["features"]
         warnings.warn(f"The cached features {path} are damaged ({why}); computing them again.", stacklevel=2)
     feats = extract_features(model, x, layer, pool=pool, batch_size=batch_size, progress=progress)

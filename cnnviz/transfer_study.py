@@ -642,20 +642,15 @@ def cached_transfer_table(config: TableConfig = EMBEDDED_TABLE, *, cache=None,
     """``transfer_table(config)``, computed once and kept in ``cache`` (default ``cnnviz.data.cache_dir()``):
     written atomically, checked by a SHA-256 digest and read with ``weights_only=True``; a damaged file is
     recomputed with a warning."""
-    from cnnviz.train import _digest, _save_atomically
+    from cnnviz.train import _digest, _load_verified, _save_atomically
 
     path = _cache_path(config, cache)
     if path.exists():
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            ok = isinstance(payload, dict) and payload.get("format") == _TABLE_FORMAT
-            ok = ok and payload.pop("sha256", None) == _digest(payload)
-        except Exception:  # a truncated or foreign file: recompute
-            ok = False
-        if ok:
+        payload, why = _load_verified(path, _TABLE_FORMAT)
+        if payload is not None:
             return TransferTable.from_payload(payload, config)
-        warnings.warn(f"The cached transfer table {path} is damaged; measuring it again (two to three minutes).",
-                      stacklevel=2)
+        warnings.warn(f"The cached transfer table {path} is damaged ({why}); measuring it again (two to three "
+                      "minutes).", stacklevel=2)
     table = transfer_table(config, progress=progress)
     payload = table.to_payload()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -730,15 +725,8 @@ def source_model(name: str = "shapesnet", *, fallback: bool = True):
 
 
 def _split_names(name: str):
-    if name == "flowers102":
-        return ("train", "test")
-    if name == "dtd":
-        return ("train", "test")
-    if name == "cars":
-        return ("train", "test")
-    if name == "eurosat":
-        return (None, None)
-    return ("trainval", "test")
+    """torchvision's names of the training and test splits (Pets calls its training split "trainval")."""
+    return ("trainval", "test") if name in ("pets", "pets37") else ("train", "test")
 
 
 def online_target(name: str, *, root=None, size: int = 224, per_class: int = None, test_per_class: int = None,

@@ -1,21 +1,14 @@
 """The book publishes itself: the GitHub Actions workflow builds it with the README's command and deploys
 _build/html to GitHub Pages; `make book` reminds whoever still has the placeholder repository in _config.yml."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from test_notebooks import _sync_badges  # tools/sync_badges.py loaded as a module
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
-
-
-def _sync_badges():
-    spec = importlib.util.spec_from_file_location("sync_badges", ROOT / "tools" / "sync_badges.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_workflow_builds_with_make_book_and_deploys_pages():

@@ -186,7 +186,6 @@ class TransferExplorer(View):
         from cnnviz.runtime import cpu_threads
 
         ts = self._ts
-        start = time.perf_counter()
         try:
             pre = self.source.cnnviz_preprocess
             data = ts.target_data(req["target"], per_class=req["size"], seed=req["seed"], mean=pre.mean,
@@ -210,7 +209,6 @@ class TransferExplorer(View):
                                          trainer_hook=self._keep_trainer, **kwargs)
             self.result = result
             self._renderer.request((result.curve, total, label, result, req))
-            self._seconds = time.perf_counter() - start
         except Exception as err:  # shown as a sentence; the chart keeps what was trained
             self._show_error(err)
         finally:
