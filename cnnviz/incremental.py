@@ -56,7 +56,11 @@ class NotTraceable(RuntimeError):
 @dataclass
 class _Patch:
     """N copies of one activation: ``base`` (1, C, H, W) everywhere, except copy n's box of size ``content``'s
-    (h, w) at rows ``top[n]``…, columns ``left[n]``…, where it is ``content[n]`` (N, C, h, w)."""
+    (h, w) at rows ``top[n]``…, columns ``left[n]``…, where it is ``content[n]`` (N, C, h, w).
+
+    ``top`` and ``left`` are CPU tensors wherever the activations are: every size and bound is worked out on
+    the host, so a pass on a GPU never waits for the device to read a number back; only the index tensors
+    that cut windows are sent to it."""
     base: torch.Tensor
     top: torch.Tensor
     left: torch.Tensor
@@ -80,32 +84,42 @@ _POINTWISE_METHODS = {"relu", "sigmoid", "tanh"}
 _ADD_FUNCTIONS = {operator.add, torch.add, operator.iadd}
 
 
+def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device``. Asynchronous on CUDA only (the driver stages pageable memory before
+    the call returns, so the source may go); elsewhere an ordinary copy (MPS's asynchronous copies of
+    short-lived CPU tensors are not safe)."""
+    return t if device.type == "cpu" else t.to(device, non_blocking=device.type == "cuda")
+
+
 def _window(p: _Patch, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
             pad: Tuple[int, int, int, int] = (0, 0, 0, 0), value: float = 0.0) -> torch.Tensor:
     """Each copy's activation in the window of rows ``top[n]`` … ``top[n]+h-1``, columns ``left[n]`` … of the
-    map padded by ``pad`` = (top, bottom, left, right) with ``value``: (N, C, h, w), channels-last."""
+    map padded by ``pad`` = (top, bottom, left, right) with ``value``: (N, C, h, w), channels-last.
+    ``top`` and ``left``: CPU tensors (N,)."""
     pt, pb, pl, pr = pad
+    dev = p.base.device
     base = p.base[0].permute(1, 2, 0)                                                   # (H, W, C)
     if any(pad):
         base = F.pad(base, (0, 0, pl, pr, pt, pb), value=value)
-    rows = top[:, None] + torch.arange(h, device=top.device)                            # (N, h), padded coords
-    cols = left[:, None] + torch.arange(w, device=top.device)                           # (N, w)
-    out = base[rows[:, :, None], cols[:, None, :]]                                      # (N, h, w, C)
+    rows = top[:, None] + torch.arange(h)                                               # (N, h), padded coords
+    cols = left[:, None] + torch.arange(w)                                              # (N, w)
+    out = base[_to(rows[:, :, None], dev), _to(cols[:, None, :], dev)]                  # (N, h, w, C)
     bh, bw = p.size
     r = rows - pt - p.top[:, None]                                                      # row inside the box
     c = cols - pl - p.left[:, None]
     inside = ((r >= 0) & (r < bh))[:, :, None] & ((c >= 0) & (c < bw))[:, None, :]      # (N, h, w)
-    if bool(inside.any()):
+    if bool(inside.any()):                                                              # a host value: no wait
         content = p.content.permute(0, 2, 3, 1)                                         # (N, bh, bw, C)
-        n = torch.arange(p.n, device=top.device)[:, None, None]
-        boxed = content[n, r.clamp(0, bh - 1)[:, :, None], c.clamp(0, bw - 1)[:, None, :]]  # (N, h, w, C)
-        out = torch.where(inside[..., None], boxed, out)
+        n = torch.arange(p.n, device=dev)[:, None, None]
+        boxed = content[n, _to(r.clamp(0, bh - 1)[:, :, None], dev),
+                        _to(c.clamp(0, bw - 1)[:, None, :], dev)]                       # (N, h, w, C)
+        out = torch.where(_to(inside[..., None], dev), boxed, out)
     return out.permute(0, 3, 1, 2)                                                      # (N, C, h, w) view
 
 
 def _full(p: _Patch) -> torch.Tensor:
     """Every copy's whole activation (N, C, H, W)."""
-    zero = torch.zeros(p.n, dtype=torch.long, device=p.top.device)
+    zero = torch.zeros(p.n, dtype=torch.long)
     return _window(p, zero, zero, p.base.shape[-2], p.base.shape[-1])
 
 
@@ -122,6 +136,11 @@ def _changed(top: torch.Tensor, h: int, out_length: int, k: int, s: int, pad: in
     hi = torch.div(top + h - 1 + pad, s, rounding_mode="floor").clamp_max(out_length - 1)
     count = int((hi - lo + 1).max().clamp(1, out_length))
     return lo.clamp_max(out_length - count), count
+
+
+def _host_positions(v) -> torch.Tensor:
+    """Box positions as a CPU long tensor (one read-back if the caller kept them on a device)."""
+    return torch.as_tensor(v).to("cpu", torch.long)
 
 
 def _pair(v) -> Tuple[int, int]:
@@ -149,6 +168,10 @@ class Incremental:
     ``left[n]``. The model must be in the state it will be run in (eval mode,
     under ``torch.no_grad`` or ``inference_mode``): the unoccluded pass is
     done here, with the weights as they are now.
+
+    Give ``top`` and ``left`` as CPU tensors (or lists) even when the model is
+    on a GPU: the boxes' sizes and bounds are host arithmetic, and positions
+    read back from the device would make the pass wait for it at every layer.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor):
@@ -195,10 +218,8 @@ class Incremental:
         full run's), the ``regions`` rows)."""
         before, self._regions = dict(self.macs), []
         (height, width), (h, w) = self.base_input.shape[-2:], content.shape[-2:]
-        device = self.base_input.device
         try:
-            self.run(torch.tensor([(height - h) // 2], device=device),
-                     torch.tensor([(width - w) // 2], device=device), content)
+            self.run(torch.tensor([(height - h) // 2]), torch.tensor([(width - w) // 2]), content)
             work = (self.macs["incremental"] - before["incremental"], self.macs["full"] - before["full"])
             return work, self._regions
         finally:
@@ -209,10 +230,11 @@ class Incremental:
     def run(self, top: torch.Tensor, left: torch.Tensor, content: torch.Tensor):
         """The model's output for N copies of ``x`` differing in one box each (see the class)."""
         x = self.base_input
-        if (content.ndim != 4 or content.shape[1] != x.shape[1] or tuple(top.shape) != (content.shape[0],)
-                or tuple(left.shape) != (content.shape[0],)):
+        if (content.ndim != 4 or content.shape[1] != x.shape[1] or tuple(torch.as_tensor(top).shape) != (content.shape[0],)
+                or tuple(torch.as_tensor(left).shape) != (content.shape[0],)):
             raise ValueError(f"run needs top and left of shape (N,) and content of shape (N, {x.shape[1]}, h, w); "
                              f"got {tuple(top.shape)}, {tuple(left.shape)} and {tuple(content.shape)}.")
+        top, left = _host_positions(top), _host_positions(left)
         h, w = content.shape[-2:]
         if len(top) and (int(top.min()) < 0 or int(left.min()) < 0 or int(top.max()) + h > x.shape[-2]
                          or int(left.max()) + w > x.shape[-1]):

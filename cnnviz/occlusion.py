@@ -19,7 +19,9 @@ Speed: the occluded copies differ from the image only inside the patch, so
 ``cnnviz.incremental`` recomputes, layer by layer, only the region the patch
 reaches (Nakandala et al. 2019); the rest is copied from one ordinary pass.
 """
+import time
 import warnings
+import weakref
 from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional
@@ -27,8 +29,9 @@ from typing import Callable, Iterator, Optional
 import torch
 import torch.nn as nn
 
-from cnnviz.incremental import Incremental, NotTraceable
+from cnnviz.incremental import Incremental, NotTraceable, _to
 from cnnviz.probe import check_channel, eval_mode, prepare
+from cnnviz.runtime import synchronize
 
 __all__ = ["OcclusionMap", "occlusion", "occlusion_steps", "patch_positions"]
 
@@ -125,7 +128,9 @@ def _fill_tensor(fill, x: torch.Tensor) -> torch.Tensor:
 
 
 def _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last):
-    """The class probabilities of the occluded copies, each run through the whole network: (B, classes)."""
+    """The class probabilities of the occluded copies, each run through the whole network: (B, classes).
+    ``r0``, ``c0``: the patches' corners, CPU tensors (B,)."""
+    r0, c0 = _to(r0, x.device), _to(c0, x.device)
     in_r = (ar >= r0[:, None]) & (ar < r0[:, None] + patch)                      # (B, S)
     in_c = (ar >= c0[:, None]) & (ar < c0[:, None] + patch)                      # (B, S)
     mask = (in_r[:, :, None] & in_c[:, None, :]).unsqueeze(1)                     # (B, 1, S, S)
@@ -140,6 +145,28 @@ def _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last):
 #: at about 0.5 and is slower above 0.6; ResNet-18 at 224² with a 32-pixel patch (0.48) is 2.4× faster.
 WORTH_IT = 0.6
 
+#: On other devices that threshold means nothing: a GPU runs a full batch as one large kernel per layer, the
+#: incremental pass as many small ones plus the cutting and pasting. There the first batch is run both ways,
+#: timed after a warm-up with the device synchronised, and the faster path kept for the rest of the map and
+#: for later maps of the same model, device, size, patch and batch (``_CHOSEN``).
+MEASURED_DEVICES = ("cuda", "mps", "xpu")
+_CHOSEN: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _faster(paths, sync, clock=time.perf_counter):
+    """Run each of ``paths`` (name → zero-argument function) twice, the second time timed with ``sync()``
+    before and after it; return (the faster one's name, its result, {name: seconds})."""
+    seconds, results = {}, {}
+    for name, fn in paths.items():
+        fn()                                   # warm-up: lazy initialisation, cuDNN's algorithm search
+        sync()
+        t0 = clock()
+        results[name] = fn()
+        sync()
+        seconds[name] = clock() - t0
+    best = min(seconds, key=seconds.get)
+    return best, results[best], seconds
+
 
 def _engine(model, x, fill_x, patch):
     """An ``Incremental`` for ``x`` when the model can be traced and a patch saves enough work, else None."""
@@ -152,6 +179,8 @@ def _engine(model, x, fill_x, patch):
     except Exception as e:  # a model incremental inference gets wrong must still get its map
         _fall_back(e)
         return None
+    if x.device.type in MEASURED_DEVICES:
+        return engine if share < 1.0 else None  # the first batch decides (see MEASURED_DEVICES)
     return engine if share <= WORTH_IT else None
 
 
@@ -168,6 +197,8 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
     Each batch runs with the model in eval mode under ``torch.inference_mode``;
     both are undone before each ``yield``, so the caller's code between
     batches sees the model's own train/eval flags and normal autograd.
+    The patches' positions stay on the CPU: the only values read back from
+    a GPU are each batch's results.
     """
     x = prepare(image, model).x                                                   # (1, 3, S, S)
     size = x.shape[-1]
@@ -187,23 +218,37 @@ def occlusion_steps(model: nn.Module, image, *, target: Optional[int] = None, pa
                           patch=patch, stride=stride, rows=rows, cols=cols, size=size,
                           method="full" if engine is None else "incremental")
     ar = torch.arange(size, device=x.device)
+    choice_key = (str(x.device), size, patch, batch_size)
+    decided = _CHOSEN.get(model, {}).get(choice_key) if engine is not None else None
+    if decided == "full":
+        engine, result.method = None, "full"
     grid_r, grid_c = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
     order_r, order_c = grid_r.reshape(-1), grid_c.reshape(-1)                     # positions, row by row
     channels_last = x.device.type in ("cpu", "cuda")  # oneDNN and cuDNN convolutions are faster that way
-    box = torch.arange(patch, device=x.device)                                    # a patch's rows and columns
+    box = torch.arange(patch)                                                     # a patch's rows and columns
     for start in range(0, hp * wp, batch_size):
         i, j = order_r[start:start + batch_size], order_c[start:start + batch_size]
         with eval_mode(model), torch.inference_mode():
-            r0, c0 = rows[i].to(x.device), cols[j].to(x.device)                   # (B,)
+            r0, c0 = rows[i], cols[j]                                             # (B,), on the CPU
             p = None
             if engine is not None:
-                fill_rows, fill_cols = (r0[:, None] + box)[:, :, None], (c0[:, None] + box)[:, None, :]
+                fill_rows = _to((r0[:, None] + box)[:, :, None], x.device)
+                fill_cols = _to((c0[:, None] + box)[:, None, :], x.device)
                 content = fill_x[0].permute(1, 2, 0)[fill_rows, fill_cols].permute(0, 3, 1, 2)  # (B, 3, p, p)
                 try:
-                    p = torch.softmax(engine.run(r0, c0, content).float(), dim=1)
+                    if decided is None and x.device.type in MEASURED_DEVICES:
+                        decided, p, _ = _faster(
+                            {"incremental": lambda: torch.softmax(engine.run(r0, c0, content).float(), dim=1),
+                             "full": lambda: _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last)},
+                            lambda: synchronize(x.device))
+                        _CHOSEN.setdefault(model, {})[choice_key] = decided
+                        if decided == "full":
+                            engine, result.method = None, "full"
+                    else:
+                        p = torch.softmax(engine.run(r0, c0, content).float(), dim=1)
                 except Exception as e:  # as in _engine: the map still comes, from whole runs
                     _fall_back(e)
-                    engine, result.method = None, "full"
+                    engine, result.method, p = None, "full", None
             if p is None:
                 p = _full_batch(model, x, fill_x, r0, c0, patch, ar, channels_last)
             top_prob, top_class = p.max(dim=1)
@@ -235,10 +280,12 @@ def occlusion(model: nn.Module, image, *, target: Optional[int] = None, patch: i
     ``on_batch(partial_map)`` is called after each batch, e.g. to draw the
     map filling in. ``incremental``: recompute in each copy only the part
     of every activation its patch changes (``cnnviz.incremental``; exact,
-    about 2.4× faster for ResNet-18 at 224² with a 32-pixel patch); it is
-    used when the model can be traced by ``torch.fx`` and a patch saves at
-    least 40 % of the work (``WORTH_IT``), otherwise every copy runs
-    through the whole network. ``incremental=False`` always runs them whole.
+    about 2.4× faster for ResNet-18 at 224² with a 32-pixel patch on a
+    2-core CPU); it is used when the model can be traced by ``torch.fx`` and,
+    on the CPU, a patch saves at least 40 % of the work (``WORTH_IT``); on a
+    GPU the first batch is run both ways and the faster kept
+    (``MEASURED_DEVICES``). Otherwise every copy runs through the whole
+    network. ``incremental=False`` always runs them whole.
     Should incremental inference fail on a model, the map is still computed,
     from whole runs, with a ``RuntimeWarning`` saying so.
 

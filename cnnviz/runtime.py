@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "cpu_threads", "flush_denormals", "flushing_denormals", "keep_freed_memory"]
+__all__ = ["device", "seed", "synchronize", "full_float32", "cpu_threads", "flush_denormals", "flushing_denormals",
+           "keep_freed_memory"]
 
 
 def device() -> torch.device:
@@ -20,6 +21,35 @@ def device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def synchronize(device) -> None:
+    """Wait for the work queued on ``device`` (CUDA, MPS); nothing to wait for on the CPU. Time a device
+    computation only after this: kernels are queued and the call returns before they ran."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+@contextmanager
+def full_float32():
+    """Within the block, float32 convolutions and matrix products on NVIDIA GPUs use full float32, not TF32.
+
+    From Ampere on, cuDNN's float32 convolutions use TF32 by default (a 10-bit
+    mantissa, about 1e-3 relative), so a GPU result agrees with the CPU's only
+    to about that. Comparisons meant to be exact to float32 rounding (a test, an
+    incremental pass against a full one) run inside this block. Restores both
+    settings after; changes nothing on the CPU, which never uses TF32.
+    """
+    matmul = torch.backends.cuda.matmul
+    saved = (torch.backends.cudnn.allow_tf32, matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 def seed(n: int) -> torch.Generator:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cnnviz.runtime import device as default_device
+from cnnviz.runtime import device as default_device, synchronize
 
 __all__ = ["TensorData", "DeviceLoader", "draw_epoch", "crop_flip", "Trainer", "History", "fit", "TrainingDiverged",
            "CheckpointError"]
@@ -418,14 +418,6 @@ def _load_checkpoint(path: Path) -> dict:
 # ----------------------------------------------------------------------------- trainer
 
 
-def _synchronize(device: torch.device) -> None:
-    """Wait for the work queued on ``device`` (CUDA, MPS); nothing to wait for on the CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _positive_int(value, name: str, hint: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}.{hint}")
@@ -693,7 +685,7 @@ class Trainer:
         end_of_epoch = self.step_count % self.steps_per_epoch == 0
         log_point = end_of_epoch or self.step_count % self.log_every == 0
         if log_point:  # the time up to a log point includes the device's queued work (read there anyway)
-            _synchronize(self.device)
+            synchronize(self.device)
         seconds = time.perf_counter() - t0
         self._epoch_seconds += seconds
         self.train_seconds += seconds

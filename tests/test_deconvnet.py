@@ -11,6 +11,7 @@ from cnnviz.deconvnet import (TopActivations, deconvnet, guided_backprop, recept
 from cnnviz.features import feature_maps
 from cnnviz.probe import ChannelOutOfRange, LayerNotFound, Preprocess, capture
 from cnnviz.receptive_field import PRESETS, as_torch, gradient_support, input_rect, layer_sizes
+from cnnviz.runtime import full_float32
 from model_helpers import assert_no_hooks, seeded
 
 # what captum says on every call of the reference computations below (cnnviz's own calls are quiet)
@@ -452,7 +453,8 @@ def test_top_activations_bad_input():
 def test_results_stay_on_the_models_device():
     net, images = _dots()
     net.cuda()
-    top = top_activations(net, images, "2", k=3, progress=False)
+    with full_float32():  # the ranking compared exactly: full float32 on both devices, not TF32
+        top = top_activations(net, images, "2", k=3, progress=False)
     assert top.values.device.type == top.index.device.type == top.position.device.type == "cuda"
     assert top.patches(net, images, 0).device.type == "cuda"
     assert top.projections(net, images, 1).device.type == "cuda"

@@ -298,3 +298,34 @@ def test_a_concatenation_keeps_the_saving():
 def test_the_unoccluded_input_must_be_one_tensor(x):
     with pytest.raises(ValueError, match=r"shape \(1, C, H, W\).*prepare"):
         Incremental(models.get("shapesnet"), x)
+
+
+# ----------------------------------------------------------------------------- no waiting for a device
+
+@pytest.mark.parametrize("name, size", [("resnet18", 224), ("alexnet", 227), ("googlenet", 224)])
+def test_the_pass_never_reads_a_value_back_from_the_device(name, size):
+    """On a GPU every number read from a device tensor waits for the device. The meta device has no values at
+    all: reading one raises. Activations on meta, positions on the CPU: the whole pass runs, so every size and
+    bound it needs is host arithmetic, and only its index tensors go to the device."""
+    with torch.device("meta"):
+        model = models.get(name).eval()
+        x = torch.randn(1, 3, size, size)
+    top, left = torch.tensor([0, 96, size - 32]), torch.tensor([10, 50, size - 32])
+    with torch.inference_mode():
+        engine = Incremental(model, x)
+        out = engine.run(top, left, torch.zeros(3, 3, 32, 32, device="meta"))
+        share = engine.fraction(torch.zeros(1, 3, 32, 32, device="meta"))
+    assert out.device.type == "meta" and out.shape[0] == 3
+    assert 0 < share < 1
+    with pytest.raises(RuntimeError, match="meta"):
+        bool(out.sum() > 0)  # guards the test: a read-back on meta does raise
+
+
+def test_positions_given_on_the_device_are_read_once():
+    model = models.get("shapesnet").eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.inference_mode():
+        engine = Incremental(model, x)
+        a = engine.run(torch.tensor([3, 9]), [4, 0], torch.zeros(2, 3, 8, 8))
+        b = engine.run(torch.tensor([3, 9]), torch.tensor([4, 0]), torch.zeros(2, 3, 8, 8))
+    assert torch.equal(a, b)

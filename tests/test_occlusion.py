@@ -198,3 +198,50 @@ def test_the_offline_model_looks_at_the_shape(shapesnet):
     centre, corner = np.array(drops_centre), np.array(drops_corner)
     assert (centre > corner).mean() >= 0.8
     assert centre.mean() > corner.mean() + 0.2
+
+
+# ----------------------------------------------------------------------------- the path chosen per device
+
+def test_faster_times_each_path_after_a_warm_up_and_synchronised():
+    from cnnviz.occlusion import _faster
+    log, now = [], [0.0]
+
+    def path(name, cost):
+        def run():
+            log.append(name)
+            now[0] += cost
+            return name.upper()
+        return run
+
+    best, result, seconds = _faster({"incremental": path("incremental", 3.0), "full": path("full", 1.0)},
+                                    sync=lambda: log.append("sync"), clock=lambda: now[0])
+    assert (best, result) == ("full", "FULL")
+    assert seconds == {"incremental": 3.0, "full": 1.0}
+    assert log == ["incremental", "sync", "incremental", "sync", "full", "sync", "full", "sync"]
+
+
+@pytest.mark.parametrize("winner", ["incremental", "full"])
+def test_a_measured_device_keeps_the_faster_path_for_later_maps(winner, monkeypatch):
+    """On a GPU the first batch is run both ways and the faster kept; pretend the CPU is such a device."""
+    from cnnviz import models, occlusion as occ
+    monkeypatch.setattr(occ, "MEASURED_DEVICES", ("cpu",))
+    monkeypatch.setattr(occ, "_CHOSEN", __import__("weakref").WeakKeyDictionary())
+    races = []
+
+    def fake_faster(paths, sync, clock=None):
+        races.append(sorted(paths))
+        return winner, paths[winner](), {}
+
+    monkeypatch.setattr(occ, "_faster", fake_faster)
+    torch.manual_seed(0)
+    model = models.get("shapesnet")
+    x = torch.randn(1, 3, 64, 64)
+    expected = occlusion(model, x, patch=32, stride=8, incremental=False)  # 32: the CPU rule would say "full"
+    first = occlusion(model, x, patch=32, stride=8, batch_size=10)
+    again = occlusion(model, x, patch=32, stride=8, batch_size=10)
+    assert races == [["full", "incremental"]]  # raced once, on the first batch of the first map
+    assert first.method == again.method == winner
+    for got in (first, again):
+        assert torch.allclose(got.prob, expected.prob, atol=1e-5)
+    other = occlusion(model, x, patch=16, stride=8, batch_size=10)  # another patch: measured again
+    assert len(races) == 2 and other.complete

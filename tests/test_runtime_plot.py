@@ -259,3 +259,29 @@ def test_style():
     assert fig.layout.title.text == "t" and fig.layout.height == 321
     assert fig.layout.font.size == plot.FONT_SIZE
     assert plot.style(go.Figure()).layout.title.text is None
+
+
+def test_full_float32_turns_tf32_off_for_the_block_and_restores_it():
+    from cnnviz.runtime import full_float32
+    matmul = torch.backends.cuda.matmul
+    saved = (torch.backends.cudnn.allow_tf32, matmul.allow_tf32)
+    try:
+        torch.backends.cudnn.allow_tf32 = matmul.allow_tf32 = True  # an Ampere GPU's convolution default, both on
+        with pytest.raises(KeyError):
+            with full_float32():
+                assert (torch.backends.cudnn.allow_tf32, matmul.allow_tf32) == (False, False)
+                raise KeyError("restored even after an error")
+        assert (torch.backends.cudnn.allow_tf32, matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def test_synchronize_waits_only_where_there_is_a_queue(monkeypatch):
+    from cnnviz.runtime import synchronize
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(("cuda", str(d))))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append(("mps",)))
+    synchronize("cpu")
+    synchronize("cuda:1")
+    synchronize(torch.device("mps"))
+    assert calls == [("cuda", "cuda:1"), ("mps",)]
