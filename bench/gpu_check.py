@@ -7,17 +7,22 @@ the CPU, and how fast is it.
     python bench/gpu_check.py --json report.json       # where the JSON report goes (default: print only)
 
 Everything runs offline on synthetic or embedded data. For each path it records whether it ran, whether its
-result equals the CPU's within the stated tolerance (and at which precision the comparison is made: on Ampere
-and later GPUs float32 convolutions use TF32 by default, good to about 1e-3 relative), and its time after a
-warm-up, with the device synchronised. It prints the device, its compute capability, native bf16 support
-and the TF32 setting first.
+result equals the CPU's within the stated tolerance, the precision the comparison is made at (``precision``:
+"device default" where the device computes as it would for a user, so on Ampere and later GPUs cuDNN's float32
+convolutions use TF32, good to about 1e-3 relative; "full float32" where a result meant to be exact, such as
+incremental against full occlusion, a ranking or a resumed run, is compared inside
+``cnnviz.runtime.full_float32``, TF32 off), and its time after a warm-up, with the device synchronised. It
+prints the device, its compute capability, native bf16 support and the TF32 settings first, and on CUDA runs
+the test suite's CUDA-only tests.
 
 Paths covered: the zoo's forward pass, `summary` on a device model, feature maps, the Zeiler–Fergus deconvnet,
 occlusion (incremental against full), captum's attributions, `filter_image`, the trainer with AMP off / fp16 /
 bf16 (the dtype chosen, the loss scaler, the first losses against the CPU's, checkpoint and resume, the NaN
-guard), `DeviceLoader` against the CPU with the same seed, the global random state around a race, and the
-trainer's images/s against a conventional `DataLoader` loop. Not covered yet (run them by hand on a GPU):
-`top_activations`, `sanity_check`, the embedded race's wall time.
+guard), ShapesNet's training recipe for a few steps against the CPU's, `DeviceLoader` against the CPU with the
+same seed, `top_activations` and `sanity_check` against the CPU, the global random state around a race, the
+embedded race's wall time on the device (a one-epoch race with ``--quick``), and the trainer's images/s against
+a conventional `DataLoader` loop. The cached ShapesNet is not trained on the device: it always trains on the
+CPU in float32, so its weights are the same on every machine.
 Goal on one GPU: the whole check in at most 5 minutes; the trainer at least 2× the conventional loop.
 """
 import argparse
@@ -37,13 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cnnviz  # noqa: E402
+from cnnviz.runtime import full_float32, synchronize as sync  # noqa: E402
 
-
-def sync(device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+DEFAULT, FULL = "device default (TF32 convolutions on Ampere+)", "full float32 (TF32 off)"
 
 
 def timed(fn, device, reps: int) -> float:
@@ -86,7 +87,7 @@ def check_zoo(device, quick):
             got = dev_model(x.to(device))
         ms = timed(lambda: dev_model(x.to(device)), device, 3 if quick else 10)
         out.append({"path": f"zoo forward: {name}", "matched": relative(got, ref) < 1e-3, "error": relative(got, ref),
-                    "tolerance": "1e-3 relative (TF32)", "ms": ms})
+                    "tolerance": "1e-3 relative (TF32)", "ms": ms, "precision": DEFAULT})
     return out
 
 
@@ -110,7 +111,8 @@ def check_features(device, quick):
     dev = feature_maps(model.to(device), "chelsea")
     err = max(relative(dev[k], ref[k]) for k in ref)
     model.to("cpu")
-    return [{"path": "feature maps (ShapesNet)", "matched": err < 1e-3, "error": err, "tolerance": "1e-3 relative"}]
+    return [{"path": "feature maps (ShapesNet)", "matched": err < 1e-3, "error": err, "tolerance": "1e-3 relative",
+             "precision": DEFAULT}]
 
 
 def check_deconvnet(device, quick):
@@ -123,7 +125,7 @@ def check_deconvnet(device, quick):
     model.to("cpu")
     err = relative(got, ref)
     return [{"path": "deconvnet (ShapesNet, relu3)", "matched": err < 1e-3, "error": err,
-             "tolerance": "1e-3 relative"}]
+             "tolerance": "1e-3 relative", "precision": DEFAULT}]
 
 
 def check_occlusion(device, quick):
@@ -131,19 +133,84 @@ def check_occlusion(device, quick):
     from cnnviz.vismodels import trained_shapesnet
 
     model = trained_shapesnet(progress=False).to(device)
+    kwargs = dict(patch=16, stride=8 if quick else 4)
     out = []
+    chosen = occlusion(model, "chelsea", **kwargs)  # on a GPU: the first batch timed both ways, the faster kept
+    out.append({"path": "occlusion: the path this device chose", "chosen": chosen.method, "matched": True,
+                "error": 0.0, "tolerance": "runs"})
     maps = {}
-    for incremental in (True, False):
-        t0 = time.perf_counter()
-        maps[incremental] = occlusion(model, "chelsea", patch=16, stride=8 if quick else 4, incremental=incremental)
-        sync(device)
-        out.append({"path": f"occlusion, {'incremental' if incremental else 'full'}", "ms":
-                    1000 * (time.perf_counter() - t0), "matched": True, "error": 0.0, "tolerance": "runs"})
+    with full_float32():
+        for incremental in (True, False):
+            maps[incremental] = occlusion(model, "chelsea", incremental=incremental, **kwargs)
+            ms = timed(lambda: occlusion(model, "chelsea", incremental=incremental, **kwargs), device,
+                       1 if quick else 3)
+            out.append({"path": f"occlusion, {'incremental' if incremental else 'full'}", "ms": ms,
+                        "matched": True, "error": 0.0, "tolerance": "runs", "precision": FULL})
     err = max_diff(maps[True].prob, maps[False].prob)
     out.append({"path": "occlusion: incremental = full", "matched": err < 1e-4, "error": err,
-                "tolerance": "1e-4 absolute probability"})
+                "tolerance": "1e-4 absolute probability", "precision": FULL})
     model.to("cpu")
     return out
+
+
+def _shapes_batch(model, n):
+    """``n`` generated shapes, normalised as ShapesNet wants them: (n, 3, 64, 64)."""
+    from cnnviz.shapes import make_shapes
+
+    images, _ = make_shapes(n, size=model.cnnviz_preprocess.size, seed=5)
+    mean = torch.tensor(model.cnnviz_preprocess.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.cnnviz_preprocess.std).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def check_top_activations(device, quick):
+    from cnnviz.deconvnet import top_activations
+    from cnnviz.vismodels import trained_shapesnet
+
+    model = trained_shapesnet(progress=False)
+    images = _shapes_batch(model, 64 if quick else 512)
+    with full_float32():
+        ref = top_activations(model, images, "features.relu3", k=4, progress=False)
+        got = top_activations(model.to(device), images.to(device), "features.relu3", k=4, progress=False)
+        ms = timed(lambda: top_activations(model, images.to(device), "features.relu3", k=4, progress=False),
+                   device, 1 if quick else 3)
+    model.to("cpu")
+    same = torch.equal(got.index.cpu(), ref.index)
+    err = relative(got.values, ref.values)
+    return [{"path": "top_activations (ShapesNet relu3): same images", "matched": same and err < 1e-4,
+             "error": err, "tolerance": "indices exact, values 1e-4 relative", "ms": ms, "precision": FULL}]
+
+
+def check_sanity(device, quick):
+    from cnnviz.attribution import sanity_check
+    from cnnviz.vismodels import trained_shapesnet
+
+    model = trained_shapesnet(progress=False)
+    layers = ["classifier.fc", "features.conv3"] if quick else None
+    with full_float32():
+        ref = sanity_check(model, "chelsea", "saliency", layers=layers)
+        got = sanity_check(model.to(device), "chelsea", "saliency", layers=layers)
+    model.to("cpu")
+    err = max(abs(a[1] - b[1]) for a, b in zip(got, ref))
+    names = [a[0] for a in got] == [b[0] for b in ref]
+    return [{"path": "sanity_check (saliency): rank correlations", "matched": names and err < 1e-3, "error": err,
+             "tolerance": "1e-3 absolute correlation", "precision": FULL}]
+
+
+def check_race(device, quick):
+    from dataclasses import replace
+
+    from cnnviz.race import EMBEDDED, race
+
+    config = replace(EMBEDDED, depths=(8,), epochs=1) if quick else EMBEDDED
+    t0 = time.perf_counter()
+    log = race(config, device=device)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    finite = all(log.final(net, "train_loss") is not None and math.isfinite(log.final(net, "train_loss"))
+                 for net in log.nets)
+    return [{"path": f"race wall time ({'one epoch, depth 8' if quick else 'the embedded race'})",
+             "seconds_wall": seconds, "matched": finite, "error": 0.0, "tolerance": "finite losses"}]
 
 
 def check_attribution(device, quick):
@@ -158,7 +225,7 @@ def check_attribution(device, quick):
         model.to("cpu")
         err = relative(got, ref)
         out.append({"path": f"attribution: {method}", "matched": err < 1e-2, "error": err,
-                    "tolerance": "1e-2 relative (gradients through TF32 convolutions)"})
+                    "tolerance": "1e-2 relative (gradients through TF32 convolutions)", "precision": DEFAULT})
     return out
 
 
@@ -173,7 +240,7 @@ def check_filter(device, quick):
     ms = timed(lambda: filter_image(img, k, device=device), device, 5 if quick else 20)
     err = max_diff(got, ref)
     return [{"path": "filter_image (colour, Sobel)", "matched": err < 1e-2, "error": err,
-             "tolerance": "1e-2 absolute on 0..255 values", "ms": ms}]
+             "tolerance": "1e-2 absolute on 0..255 values", "ms": ms, "precision": DEFAULT}]
 
 
 def _tiny_data(n=256, seed=0):
@@ -208,7 +275,7 @@ def check_trainer(device, quick):
     ref, got = losses[("cpu", False)], losses[(device.type, False)]
     err = max(abs(a - b) for a, b in zip(ref, got))
     out.append({"path": "trainer: first losses, device = CPU (fp32)", "matched": err < 1e-2, "error": err,
-                "tolerance": "1e-2 absolute (TF32)"})
+                "tolerance": "1e-2 absolute (TF32)", "precision": DEFAULT})
     # checkpoint and resume reproduce an uninterrupted run
     with tempfile.TemporaryDirectory() as tmp:
         def run(resume_after):
@@ -225,10 +292,11 @@ def check_trainer(device, quick):
             tr.fit()
             return model.state_dict()
 
-        a, b = run(0), run(1)
+        with full_float32():
+            a, b = run(0), run(1)
         err = max(max_diff(a[k], b[k]) for k in a if a[k].is_floating_point())
     out.append({"path": "trainer: checkpoint and resume = uninterrupted", "matched": err < 1e-4, "error": err,
-                "tolerance": "1e-4 absolute"})
+                "tolerance": "1e-4 absolute", "precision": FULL})
     # the NaN guard
     bad = _tiny_data()
     torch.manual_seed(0)
@@ -244,6 +312,37 @@ def check_trainer(device, quick):
     return out
 
 
+def check_shapesnet(device, quick):
+    """ShapesNet's recipe (batch norm, one-cycle SGD, crops and flips) for a few steps on the device against the
+    same steps on the CPU. The cached ShapesNet itself always trains on the CPU (see the module's docstring)."""
+    from cnnviz import shapes
+    from cnnviz.models.shapesnet import shapesnet
+    from cnnviz.train import TensorData
+    from cnnviz.vismodels import RECIPE, _one_cycle_trainer
+
+    n = 128 if quick else 512
+    x, y = shapes.make_shapes(n, size=RECIPE["image_size"], seed=11)
+    data = TensorData.from_arrays(x, y, x[:64], y[:64], classes=shapes.CLASSES)
+    losses, ms = {}, None
+    for dev in dict.fromkeys([torch.device("cpu"), device]):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = shapesnet(widths=RECIPE["widths"], batch_norm=True)
+        tr = _one_cycle_trainer()(model, data, epochs=1, batch_size=32, lr=RECIPE["lr"], momentum=RECIPE["momentum"],
+                                  weight_decay=RECIPE["weight_decay"], augment=True, pad=RECIPE["crop_pad"],
+                                  flip=RECIPE["flip"], seed=0, progress=False, device=dev, amp=False, log_every=1)
+        t0 = time.perf_counter()
+        tr.fit()
+        sync(dev)
+        losses[dev.type] = [r["loss"] for r in tr.history.steps[:3]]
+        if dev == device:
+            ms = 1000 * (time.perf_counter() - t0)
+    ref, got = losses["cpu"], losses[device.type]
+    err = max(abs(a - b) for a, b in zip(ref, got))
+    return [{"path": "ShapesNet's recipe on the device: first losses = CPU", "matched": err < 1e-2, "error": err,
+             "tolerance": "1e-2 absolute (TF32)", "ms": ms, "precision": DEFAULT}]
+
+
 def check_loader(device, quick):
     from cnnviz.train import DeviceLoader
 
@@ -257,7 +356,7 @@ def check_loader(device, quick):
     err = max(max_diff(a[0], b[0]) for a, b in zip(ref, got))
     same_labels = all(torch.equal(a[1], b[1]) for a, b in zip(ref, got))
     return [{"path": "DeviceLoader: crops and flips = the CPU's (same seed)", "matched": err < 1e-5 and same_labels,
-             "error": err, "tolerance": "1e-5 absolute, labels exact"}]
+             "error": err, "tolerance": "1e-5 absolute, labels exact", "precision": "float32, no convolution"}]
 
 
 def check_random_state(device, quick):
@@ -327,8 +426,24 @@ def check_speed(device, quick):
              "ratio": ours / theirs, "matched": True, "error": 0.0, "tolerance": "goal on a GPU: ratio ≥ 2"}]
 
 
-CHECKS = [check_zoo, check_summary, check_features, check_deconvnet, check_occlusion, check_attribution,
-          check_filter, check_trainer, check_loader, check_random_state, check_speed]
+def check_cuda_tests(device, quick):
+    """The test suite's CUDA-only tests (skipped everywhere else)."""
+    import subprocess
+
+    if device.type != "cuda":
+        return []
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_features.py::test_results_stay_on_the_models_device",
+                          "tests/test_deconvnet.py::test_results_stay_on_the_models_device",
+                          "tests/test_augmentation.py::test_on_the_gpu_a_batch_is_augmented_as_on_the_cpu"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return [{"path": "the CUDA-only tests", "matched": run.returncode == 0, "error": 0.0 if run.returncode == 0
+             else run.stdout[-500:], "tolerance": "pass"}]
+
+
+CHECKS = [check_zoo, check_summary, check_features, check_deconvnet, check_occlusion, check_top_activations,
+          check_attribution, check_sanity, check_filter, check_trainer, check_shapesnet, check_loader,
+          check_random_state, check_race, check_speed, check_cuda_tests]
 
 
 def device_info(device):
@@ -366,7 +481,8 @@ def main(argv=None) -> int:
             r["seconds"] = time.perf_counter() - t0
             report["results"].append(r)
             extra = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
-                              if k in ("ms", "ratio", "ours", "theirs", "dtype", "scaler"))
+                              if k in ("ms", "ratio", "ours", "theirs", "dtype", "scaler", "chosen", "seconds_wall",
+                                       "precision"))
             status = "ok" if r["ran"] and r["matched"] else ("RAN, DIFFERS" if r["ran"] else "FAILED")
             err = r["error"] if isinstance(r["error"], str) else f"{r['error']:.2e}"
             print(f"  {status:12} {r['path']:52} error {err:12} ({r.get('tolerance', '')}) {extra}")

@@ -377,8 +377,8 @@ def augmentation_throughput(n: int = 5000, size: int = 32, *, batch_size: int = 
     from cnnviz.runtime import device as best_device
 
     g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 10, (n,), generator=g)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g, device=g.device)
+    labels = torch.randint(0, 10, (n,), generator=g, device=g.device)
     pil = T.Compose([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(), T.ToTensor(),
                      T.Normalize((0.5,) * 3, (0.25,) * 3)])
     hwc = images.permute(0, 2, 3, 1).numpy()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.conv import _as_array
-from cnnviz.runtime import device as _best_device
+from cnnviz.runtime import device as _best_device, on_cpu
 
 __all__ = ["PRESETS", "DESCRIPTIONS", "preset", "gaussian", "filter_image", "for_display", "DISPLAY_MODES", "parse_entry", "fit_kernel"]
 
@@ -147,6 +147,7 @@ def parse_entry(text) -> float:
     return value
 
 
+@on_cpu
 def fit_kernel(image, target, *, size: int = 3, steps: int = 1000, lr: float = 0.05, seed: int = 0):
     """Learn a (size, size) kernel from examples: the kernel ``k`` minimising
     mean((conv(image, k) - target)²), by gradient descent (Adam), from a random start.
@@ -162,7 +163,7 @@ def fit_kernel(image, target, *, size: int = 3, steps: int = 1000, lr: float = 0
         raise ValueError(f"image and target must be 2-D arrays of the same shape; got {tuple(x.shape[2:])} "
                          f"and {tuple(y.shape[2:])}.")
     g = torch.Generator().manual_seed(seed)
-    w = (0.1 * torch.randn(1, 1, size, size, generator=g)).requires_grad_()
+    w = (0.1 * torch.randn(1, 1, size, size, generator=g, device=g.device)).requires_grad_()
     opt = torch.optim.Adam([w], lr=lr)
     losses = []
     for _ in range(steps):

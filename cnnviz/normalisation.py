@@ -116,7 +116,7 @@ def batch_dependence(kind: str, images: torch.Tensor, batch_sizes=(2, 4, 8, 16, 
             raise ValueError(f"A batch of {b} needs at least {b} images; got {len(images)}.")
         outs = []
         for _ in range(trials):
-            mates = 1 + torch.randperm(len(images) - 1, generator=g)[:b - 1]
+            mates = 1 + torch.randperm(len(images) - 1, generator=g, device=g.device)[:b - 1]
             batch = torch.cat([images[:1], images[mates]])
             with torch.no_grad():
                 outs.append(layer(batch)[0])

@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from cnnviz.conv import _check_int, output_size
 from cnnviz.layers import same_padding
+from cnnviz.runtime import on_cpu
 
 __all__ = [
     "Layer", "PRESETS", "RFRow", "receptive_field", "layer_sizes", "input_rect",
@@ -288,7 +289,8 @@ def as_torch(layers, channels=1, *, in_channels=None, weight=None, generator=Non
             with torch.no_grad():
                 if weight is None:
                     std = (2.0 / (c * layer.f * layer.f)) ** 0.5
-                    conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator, dtype=dtype) * std)
+                    conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator, dtype=dtype,
+                                                       device=generator.device) * std)
                 else:
                     conv.weight.fill_(weight)
                 conv.bias.zero_()
@@ -312,6 +314,7 @@ def _input_gradient(model, x, i, j):
     return grad  # (B, C_in, H, W)
 
 
+@on_cpu
 def gradient_support(layers, input_size, layer_index, i, j) -> np.ndarray:
     """Brute force: boolean (H, W) mask of the input pixels with a nonzero gradient for unit (i, j).
 
@@ -329,6 +332,7 @@ def gradient_support(layers, input_size, layer_index, i, j) -> np.ndarray:
     return (_input_gradient(model, x, i, j)[0, 0] != 0).numpy()
 
 
+@on_cpu
 def effective_receptive_field(layers, input_size, *, channels=8, seed=0, relu=True, trials=1) -> np.ndarray:
     """The effective receptive field (Luo et al. 2016): |d y_centre / d x|, float64 (H, W), max 1.
 
@@ -351,7 +355,7 @@ def effective_receptive_field(layers, input_size, *, channels=8, seed=0, relu=Tr
     for _ in range(trials):
         model = as_torch(layers, channels, in_channels=1, generator=generator, relu=relu)
         model.requires_grad_(False)  # only the input gradient is needed: no weight gradients computed
-        x = torch.randn(1, 1, h, w, generator=generator)
+        x = torch.randn(1, 1, h, w, generator=generator, device=generator.device)
         total += _input_gradient(model, x, h_l // 2, w_l // 2)[0, 0].abs().double()
     peak = total.max()
     if peak == 0:

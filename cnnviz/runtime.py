@@ -1,6 +1,7 @@
 """Where computation runs, how randomness is seeded (explicitly, never at import), and the CPU settings
 an experiment changes for its duration only (threads, denormal floats)."""
 import ctypes
+import functools
 import random
 import sys
 import threading
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "synchronize", "full_float32", "cpu_threads", "flush_denormals", "flushing_denormals",
+__all__ = ["device", "seed", "synchronize", "full_float32", "on_cpu", "cpu_threads", "flush_denormals", "flushing_denormals",
            "keep_freed_memory"]
 
 
@@ -50,6 +51,18 @@ def full_float32():
         yield
     finally:
         torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def on_cpu(fn):
+    """Decorate a function that computes on the CPU by design (embedded data made from seeded CPU generators,
+    a small fit): the tensors it creates stay there even where the user has called
+    ``torch.set_default_device("cuda")``, whose random draws with a CPU generator would otherwise fail and
+    whose other tensors would land on another device than the draws."""
+    @functools.wraps(fn)
+    def on_the_cpu(*args, **kwargs):
+        with torch.device("cpu"):
+            return fn(*args, **kwargs)
+    return on_the_cpu
 
 
 def seed(n: int) -> torch.Generator:

@@ -20,6 +20,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from cnnviz.runtime import on_cpu
+
 __all__ = ["CLASSES", "NEW_CLASSES", "SHAPES", "TEXTURES", "BACKGROUND_PHOTOS", "make_shapes", "make_textures",
            "shape_distance"]
 
@@ -114,11 +116,11 @@ def shape_distance(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor, class
 
 def _geometry(n: int, size: int, g: torch.Generator):
     """Random centre (cy, cx), radius and angle per image, in pixels and radians: the shape stays inside."""
-    radius = size * (0.16 + 0.18 * torch.rand(n, generator=g))                  # 10 to 22 px at 64
+    radius = size * (0.16 + 0.18 * torch.rand(n, generator=g, device=g.device))                  # 10 to 22 px at 64
     margin = radius * 1.1 + 1
-    cy = margin + (size - 2 * margin) * torch.rand(n, generator=g)
-    cx = margin + (size - 2 * margin) * torch.rand(n, generator=g)
-    angle = 2 * math.pi * torch.rand(n, generator=g)
+    cy = margin + (size - 2 * margin) * torch.rand(n, generator=g, device=g.device)
+    cx = margin + (size - 2 * margin) * torch.rand(n, generator=g, device=g.device)
+    angle = 2 * math.pi * torch.rand(n, generator=g, device=g.device)
     return cy, cx, radius, angle
 
 
@@ -159,10 +161,10 @@ def _photos() -> torch.Tensor:
 def _photo_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """Random crops (a quarter to two thirds of the side), mirrored at random and recoloured: (n, 3, size, size)."""
     photos = _photos()
-    which = torch.randint(0, len(photos), (n,), generator=g)
-    scale = 0.25 + 0.42 * torch.rand(n, generator=g)                             # crop side / photo side
-    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g) - 1)       # crop centre, in [-1, 1] units
-    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    which = torch.randint(0, len(photos), (n,), generator=g, device=g.device)
+    scale = 0.25 + 0.42 * torch.rand(n, generator=g, device=g.device)                             # crop side / photo side
+    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g, device=g.device) - 1)       # crop centre, in [-1, 1] units
+    flip = torch.where(torch.rand(n, generator=g, device=g.device) < 0.5, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
     theta[:, :, 2] = shift
@@ -186,9 +188,9 @@ def _recolour(out: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Recolour (n, 3, size, size) images with one 3×3 matrix each: towards a tinted grey (grey photos get a
     colour), then a random contrast around the image's mean colour."""
     n, _, size, _ = out.shape
-    tint = 0.4 + 0.6 * torch.rand(n, 3, 1, generator=g)
-    mix = torch.rand(n, 1, 1, generator=g)
-    contrast = 0.4 + 0.6 * torch.rand(n, 1, 1, generator=g)
+    tint = 0.4 + 0.6 * torch.rand(n, 3, 1, generator=g, device=g.device)
+    mix = torch.rand(n, 1, 1, generator=g, device=g.device)
+    contrast = 0.4 + 0.6 * torch.rand(n, 1, 1, generator=g, device=g.device)
     colour = mix * 1.4 * tint * torch.full((1, 1, 3), 1 / 3) + (1 - mix) * torch.eye(3)   # (n, 3, 3)
     mean = out.mean((2, 3)).unsqueeze(2)                                         # (n, 3, 1)
     bias = (1 - contrast) * colour @ mean                                        # (n, 3, 1)
@@ -198,7 +200,7 @@ def _recolour(out: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def _ramps(n: int, size: int, channels: int, g: torch.Generator) -> torch.Tensor:
     """Linear ramps from 0 to 1 across the image in a random direction: (n, channels, size, size)."""
-    angle = 2 * math.pi * torch.rand(n, 1, 1, generator=g)
+    angle = 2 * math.pi * torch.rand(n, 1, 1, generator=g, device=g.device)
     coords = torch.linspace(-1, 1, size)
     t = torch.cos(angle) * coords.view(1, 1, size) + torch.sin(angle) * coords.view(1, size, 1)  # (n, size, size)
     return ((t + 1.42) / 2.84).unsqueeze(1).expand(n, channels, size, size)
@@ -206,26 +208,26 @@ def _ramps(n: int, size: int, channels: int, g: torch.Generator) -> torch.Tensor
 
 def _gradient_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """Linear colour ramps between two random colours in a random direction: (n, 3, size, size)."""
-    c0, c1 = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
+    c0, c1 = torch.rand(n, 3, 1, 1, generator=g, device=g.device), torch.rand(n, 3, 1, 1, generator=g, device=g.device)
     return torch.lerp(c0.expand(n, 3, size, size), c1.expand(n, 3, size, size), _ramps(n, size, 3, g))
 
 
 def _noise_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """Blotchy colour noise: a random 8×8 colour grid, of which a random 3 to 7 cells across are smoothly
     enlarged to the image: (n, 3, size, size)."""
-    base = torch.rand(n, 3, 8, 8, generator=g)
+    base = torch.rand(n, 3, 8, 8, generator=g, device=g.device)
     base = 0.5 + 0.6 * (base - base.mean((2, 3), keepdim=True))                 # less saturated than uniform
-    scale = (3 + 4 * torch.rand(n, generator=g)) / 8                              # cells shown / 8
+    scale = (3 + 4 * torch.rand(n, generator=g, device=g.device)) / 8                              # cells shown / 8
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = scale, scale
-    theta[:, :, 2] = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g) - 1)
+    theta[:, :, 2] = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g, device=g.device) - 1)
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     return F.grid_sample(base, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp_(0, 1)
 
 
 def _backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """Half photo crops, a quarter gradients, a quarter blotchy noise: (n, 3, size, size) in [0, 1]."""
-    kind = torch.rand(n, generator=g)
+    kind = torch.rand(n, generator=g, device=g.device)
     out = torch.empty(n, 3, size, size)
     for lo, hi, make in ((0.0, 0.5, _photo_backgrounds), (0.5, 0.75, _gradient_backgrounds),
                          (0.75, 1.01, _noise_backgrounds)):
@@ -246,6 +248,7 @@ def _check_names(names, known, what: str, maker: str) -> tuple:
     return names
 
 
+@on_cpu
 def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool = False, classes=CLASSES):
     """``n`` labelled images of coloured shapes on cluttered backgrounds, generated from ``seed``.
 
@@ -263,13 +266,13 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool 
         raise ValueError(f"size is the side of the images in pixels, at least 16; got {size!r}.")
     classes = _check_names(classes, SHAPES, "shapes", "make_shapes")
     g = torch.Generator().manual_seed(int(seed))
-    labels = torch.randint(0, len(classes), (n,), generator=g)
+    labels = torch.randint(0, len(classes), (n,), generator=g, device=g.device)
     cy, cx, radius, angle = _geometry(n, size, g)
     background = _backgrounds(n, size, g)                                        # (n, 3, size, size)
     mask = _coverage(labels, cy, cx, radius, angle, size, classes)               # (n, 1, size, size)
     # the shape's colour: random, but moved away from the mean colour of the background it covers
     under = (background * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1e-6)   # (n, 3)
-    colour = torch.rand(n, 3, generator=g)
+    colour = torch.rand(n, 3, generator=g, device=g.device)
     complement = (1 - under) * 0.8 + 0.2 * colour                                # when too close, the opposite colour
     dark_or_light = torch.where(under.mean(1, keepdim=True) > 0.5, 0.2 * colour, 0.8 + 0.2 * colour)
     for fallback in (complement, dark_or_light):                                 # (the last one is always far)
@@ -277,14 +280,15 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, return_geometry: bool 
     shading = 0.85 + 0.3 * _ramps(n, size, 1, g)                                 # (n, 1, size, size), 0.85 to 1.15
     foreground = (colour.view(n, 3, 1, 1) * shading).clamp_(0, 1)                # (n, 3, size, size)
     image = torch.lerp(background, foreground, mask)
-    sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g)
-    image.add_(sigma * torch.randn(image.shape, generator=g))
+    sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g, device=g.device)
+    image.add_(sigma * torch.randn(image.shape, generator=g, device=g.device))
     images = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8)               # (n, 3, size, size)
     if return_geometry:
         return images, labels, torch.stack([cy, cx, radius, angle], dim=1)
     return images, labels
 
 
+@on_cpu
 def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES, half: str = None):
     """``n`` labelled close-ups of materials: which photo of ``classes`` (names from ``BACKGROUND_PHOTOS``, by
     default ``TEXTURES``: brick, grass, gravel, handwriting on paper, a star field, stained cells) a crop comes
@@ -306,25 +310,25 @@ def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES, ha
     classes = _check_names(classes, BACKGROUND_PHOTOS, "photos", "make_textures")
     photos = _photos()[[BACKGROUND_PHOTOS.index(c) for c in classes]]          # (K, 3, 160, 160)
     g = torch.Generator().manual_seed(int(seed))
-    labels = torch.randint(0, len(classes), (n,), generator=g)
+    labels = torch.randint(0, len(classes), (n,), generator=g, device=g.device)
     largest = 0.5 if half is None else 1 / 3
-    scale = 0.17 + (largest - 0.17) * torch.rand(n, generator=g)                 # crop side / photo side
+    scale = 0.17 + (largest - 0.17) * torch.rand(n, generator=g, device=g.device)                 # crop side / photo side
     reach = scale * math.sqrt(2)                                                 # half the rotated crop's diagonal
-    u = torch.rand(n, 2, generator=g)                                            # where the centre lies, 0 … 1
+    u = torch.rand(n, 2, generator=g, device=g.device)                                            # where the centre lies, 0 … 1
     x = (1 - reach) * (2 * u[:, 0] - 1)                                          # [-1 + reach, 1 - reach]
     if half is None:
         y = (1 - reach).clamp_min(0) * (2 * u[:, 1] - 1)
     else:                                                                        # top: y in [-1 + reach, -reach]
         y = -1 + reach + (1 - 2 * reach) * u[:, 1]
         y = y if half == "top" else -y
-    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
-    angle = 2 * math.pi * torch.rand(n, generator=g)
+    flip = torch.where(torch.rand(n, generator=g, device=g.device) < 0.5, -1.0, 1.0)
+    angle = 2 * math.pi * torch.rand(n, generator=g, device=g.device)
     c, s = torch.cos(angle), torch.sin(angle)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = scale * c * flip, -scale * s
     theta[:, 1, 0], theta[:, 1, 1] = scale * s * flip, scale * c
     theta[:, 0, 2], theta[:, 1, 2] = x, y
     out = _recolour(_crops(photos, labels, theta, size), g)
-    sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g)
-    out.add_(sigma * torch.randn(out.shape, generator=g))
+    sigma = 0.03 * torch.rand(n, 1, 1, 1, generator=g, device=g.device)
+    out.add_(sigma * torch.randn(out.shape, generator=g, device=g.device))
     return out.clamp_(0, 1).mul_(255).round_().to(torch.uint8), labels

@@ -89,7 +89,7 @@ def digits_batch(n: int = 256, *, seed: int = 0):
     images = (images - images.mean(0)) / images.std(0).clamp_min(1e-6)                # the corner pixels are 0
     n = _count(n, "batch size", 1, 100_000)
     g = torch.Generator().manual_seed(seed)
-    idx = torch.cat([torch.randperm(len(labels), generator=g) for _ in range(math.ceil(n / len(labels)))])[:n]
+    idx = torch.cat([torch.randperm(len(labels), generator=g, device=g.device) for _ in range(math.ceil(n / len(labels)))])[:n]
     return images[idx], labels[idx]
 
 

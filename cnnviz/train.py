@@ -192,9 +192,9 @@ def draw_epoch(generator: torch.Generator, n: int, pad: int):
     The k-th image of the epoch is ``perm[k]``, cut at ``offsets[k]`` from its zero-padded copy and
     mirrored left-right when ``flips[k]`` is 1. All on the CPU, from ``generator``.
     """
-    perm = torch.randperm(n, generator=generator)
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    flips = torch.randint(0, 2, (n,), generator=generator)
+    perm = torch.randperm(n, generator=generator, device=generator.device)
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=generator.device)
+    flips = torch.randint(0, 2, (n,), generator=generator, device=generator.device)
     return perm, offsets, flips
 
 

@@ -147,7 +147,7 @@ def train_cell(sigma: float, lr: float, *, batch_norm: bool, config: MapConfig =
     with flush_denormals():
         model.train()
         for _ in range(config.epochs):
-            perm = torch.randperm(n, generator=order)
+            perm = torch.randperm(n, generator=order, device=order.device)
             total = 0.0
             for i in range(0, n - bs + 1, bs):
                 idx = perm[i:i + bs]

@@ -165,7 +165,7 @@ def per_class_subset(data, per_class: int, *, seed: int = 0):
         raise TransferError(f"per_class={per_class} is more than the data has: class {name!r} has only "
                             f"{int(counts.min())} training images; use at most {int(counts.min())}.")
     g = torch.Generator().manual_seed(int(seed))
-    keep = torch.cat([(labels == c).nonzero().squeeze(1)[torch.randperm(int(counts[c]), generator=g)[:per_class]]
+    keep = torch.cat([(labels == c).nonzero().squeeze(1)[torch.randperm(int(counts[c]), generator=g, device=g.device)[:per_class]]
                       for c in range(data.num_classes)])
     return TensorData(data.train_images[keep], labels[keep], data.test_images, data.test_labels, data.mean,
                       data.std, data.classes)
@@ -779,7 +779,7 @@ def _torchvision_splits(name, root, download, seed):
     if name == "eurosat":  # one split: a seeded 80/20 cut
         full = cls(str(root), download=download)
         g = torch.Generator().manual_seed(int(seed))
-        perm = torch.randperm(len(full), generator=g).tolist()
+        perm = torch.randperm(len(full), generator=g, device=g.device).tolist()
         cut = int(0.8 * len(full))
         return [torch.utils.data.Subset(full, perm[:cut]), torch.utils.data.Subset(full, perm[cut:])], full.classes
     train_split, test_split = _split_names(name)
@@ -858,7 +858,8 @@ def feature_throughput(model: nn.Module = None, *, n: int = 1024, layer: str = N
         model = copy.deepcopy(model).to(device)
     layer = layer or top_layer(model)
     side = getattr(getattr(model, "cnnviz_preprocess", None), "size", 224)
-    x = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    x = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0),
+                      device="cpu")
     extract_features(model, x[:batch_size], layer, batch_size=batch_size)        # warm-up
     if next(model.parameters()).device.type == "cuda":
         torch.cuda.synchronize()

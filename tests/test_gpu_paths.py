@@ -1,5 +1,9 @@
 """The GPU paths, checked on the CPU where their logic allows: capability checks, device comparisons, copies,
 and seeding that leaves other devices' random state alone (no GPU has run these; see issue "GPU paths")."""
+import re
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -107,6 +111,69 @@ def test_the_gpu_check_runs_every_path_on_the_cpu(tmp_path):
     assert all(r["ran"] and r["matched"] for r in data["results"]), data["results"]
     for needed in ("zoo forward", "summary", "feature maps", "deconvnet", "occlusion: incremental = full",
                    "attribution", "filter_image", "trainer: checkpoint and resume", "trainer: NaN guard",
-                   "DeviceLoader", "random state", "images/s"):
+                   "DeviceLoader", "random state", "images/s", "top_activations", "sanity_check",
+                   "race wall time", "the path this device chose", "ShapesNet's recipe"):
         assert any(needed in p for p in paths), needed
     assert data["info"]["device"] == "cpu"
+
+
+# ----------------------------------------------------------------------------- torch.set_default_device
+
+_DRAW = re.compile(r"torch\.(?:randn|rand|randint|randperm|normal|bernoulli|multinomial)\((?:[^()]|\([^()]*\))*"
+                   r"\bgenerator=")
+
+
+def _whole_call(text, start):
+    """The call starting at ``start``, up to its balanced closing parenthesis."""
+    depth = 0
+    for k in range(text.index("(", start), len(text)):
+        depth += {"(": 1, ")": -1}.get(text[k], 0)
+        if depth == 0:
+            return text[start:k + 1]
+    raise ValueError("unbalanced call")
+
+
+def test_every_seeded_draw_names_its_device():
+    """Under torch.set_default_device("cuda") a draw from a CPU generator with no device= is made on the GPU
+    and fails ("Expected a 'cuda' device type for generator"): every seeded draw in cnnviz says where."""
+    root = Path(__file__).resolve().parents[1] / "cnnviz"
+    missing, seen = [], 0
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for m in _DRAW.finditer(text):
+            call = _whole_call(text, m.start())
+            seen += 1
+            if "device=" not in call:
+                missing.append(f"{path.relative_to(root)}:{text.count(chr(10), 0, m.start()) + 1}: {call}")
+    assert seen > 30  # the pattern does find the package's draws
+    assert not missing, "\n".join(missing)
+
+
+def _made_on(default):
+    from cnnviz import kernels, receptive_field, shapes, signal_flow
+    image = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
+    with torch.device(default):
+        return {
+            "make_shapes": shapes.make_shapes(6, size=32, seed=3),
+            "make_textures": shapes.make_textures(6, size=32, seed=3),
+            "digits_batch": signal_flow.digits_batch(8, seed=1),
+            "draw_epoch": train.draw_epoch(torch.Generator().manual_seed(0), 10, 2),
+            "effective_receptive_field": receptive_field.effective_receptive_field(
+                receptive_field._convs(2), (12, 12), channels=2),
+            "fit_kernel": kernels.fit_kernel(image, image, steps=3)[0],
+        }
+
+
+def test_embedded_data_is_made_on_the_cpu_whatever_the_default_device():
+    """The meta device stands in for a GPU made the default (torch.set_default_device): a tensor created there
+    has no values, so anything the makers created on the default device would show up as meta or fail."""
+    ref, got = _made_on("cpu"), _made_on("meta")
+    for name in ref:
+        a = ref[name] if isinstance(ref[name], tuple) else (ref[name],)
+        b = got[name] if isinstance(got[name], tuple) else (got[name],)
+        for x, y in zip(a, b):
+            if isinstance(x, torch.Tensor):
+                assert y.device.type == "cpu", name
+                assert torch.equal(x, y), name
+            else:
+                np.testing.assert_array_equal(x, y, err_msg=name)

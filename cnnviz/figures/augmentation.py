@@ -80,7 +80,7 @@ def augmentation_gallery_figure(image: torch.Tensor, classifier, levels: dict, *
     def state(key, params, k):
         g = torch.Generator().manual_seed(seed * 1000 + k)
         with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+            torch.default_generator.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g, device=g.device)))
             t = random_transform(key, **params)
             tiles = [augment(image, key, **params)] + [t(image) for _ in range(draws)]
         probs = classifier.probabilities(torch.stack(tiles))
@@ -137,7 +137,7 @@ def pca_cloud_figure(basis, pixels: torch.Tensor, *, points: int = 3000, title: 
     """The RGB pixel cloud (a random sample of ``pixels`` (3, P) in [0, 1], each point in its own colour) with
     the three principal axes of ``basis`` drawn from the mean, each 2·√λ long."""
     g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(pixels.shape[1], generator=g)[:points]
+    idx = torch.randperm(pixels.shape[1], generator=g, device=g.device)[:points]
     p = pixels[:, idx].numpy()
     colours = [f"rgb({int(r * 255)},{int(gg * 255)},{int(b * 255)})" for r, gg, b in p.T]
     fig = go.Figure(go.Scatter3d(x=p[0], y=p[1], z=p[2], mode="markers", marker=dict(size=2, color=colours),
