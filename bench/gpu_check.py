@@ -16,7 +16,7 @@ prints the device, its compute capability, native bf16 support and the TF32 sett
 the test suite's CUDA-only tests.
 
 Paths covered: the zoo's forward pass, `summary` on a device model, feature maps, the Zeiler–Fergus deconvnet,
-occlusion (incremental against full), captum's attributions, `filter_image`, the trainer with AMP off / fp16 /
+occlusion (incremental against full), captum's attributions, `filter_image`, chapter 9's `signal_flow`, the trainer with AMP off / fp16 /
 bf16 (the dtype chosen, the loss scaler, the first losses against the CPU's, checkpoint and resume, the NaN
 guard), ShapesNet's training recipe for a few steps against the CPU's, `DeviceLoader` against the CPU with the
 same seed, `top_activations` and `sanity_check` against the CPU, the global random state around a race, the
@@ -312,6 +312,29 @@ def check_trainer(device, quick):
     return out
 
 
+def check_signal_flow(device, quick):
+    """Chapter 9's signal flow (activation, gradient and update statistics; float64 sums) of a deep plain network
+    with batch normalisation on the device against the CPU."""
+    from cnnviz.initialisation import initialise_
+    from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
+
+    x, y = digits_batch(128 if quick else 512)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = deep_mlp(10 if quick else 30, 128, activation="tanh", batch_norm=True)
+        initialise_(model, "xavier_normal", activation="tanh")
+    with full_float32():
+        ref = signal_flow(model, x, y)
+        got = signal_flow(model.to(device), x.to(device), y.to(device))
+    model.to("cpu")
+    pairs = [(a.std, b.std) for a, b in zip(got.activations + got.gradients, ref.activations + ref.gradients)]
+    pairs += [(a.update_ratio, b.update_ratio) for a, b in zip(got.weights, ref.weights)]
+    err = max(abs(a - b) / max(abs(b), 1e-12) for a, b in pairs)
+    same = len(got.activations) == len(ref.activations) and len(got.gradients) == len(ref.gradients)
+    return [{"path": "signal_flow: activation, gradient and update statistics", "matched": same and err < 1e-3,
+             "error": err, "tolerance": "1e-3 relative", "precision": FULL}]
+
+
 def check_shapesnet(device, quick):
     """ShapesNet's recipe (batch norm, one-cycle SGD, crops and flips) for a few steps on the device against the
     same steps on the CPU. The cached ShapesNet itself always trains on the CPU (see the module's docstring)."""
@@ -365,7 +388,8 @@ def check_random_state(device, quick):
     cpu = torch.get_rng_state()
     acc = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     build_net("resnet-20", EMBEDDED)
-    same = torch.equal(cpu, torch.get_rng_state()) and (acc is None or torch.equal(acc, torch.cuda.get_rng_state(device)))
+    same = torch.equal(cpu, torch.get_rng_state())
+    same = same and (acc is None or torch.equal(acc, torch.cuda.get_rng_state(device)))
     return [{"path": "random state around a race network's build", "matched": same, "error": 0.0,
              "tolerance": "bit-identical generators"}]
 
@@ -442,8 +466,8 @@ def check_cuda_tests(device, quick):
 
 
 CHECKS = [check_zoo, check_summary, check_features, check_deconvnet, check_occlusion, check_top_activations,
-          check_attribution, check_sanity, check_filter, check_trainer, check_shapesnet, check_loader,
-          check_random_state, check_race, check_speed, check_cuda_tests]
+          check_attribution, check_sanity, check_filter, check_signal_flow, check_trainer, check_shapesnet,
+          check_loader, check_random_state, check_race, check_speed, check_cuda_tests]
 
 
 def device_info(device):

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from cnnviz.conv import _as_array
 from cnnviz.runtime import device as _best_device, on_cpu
 
-__all__ = ["PRESETS", "DESCRIPTIONS", "preset", "gaussian", "filter_image", "for_display", "DISPLAY_MODES", "parse_entry", "fit_kernel"]
+__all__ = ["PRESETS", "DESCRIPTIONS", "preset", "gaussian", "filter_image", "for_display", "DISPLAY_MODES", "parse_entry",
+           "fit_kernel"]
 
 
 def gaussian(size: int = 5, sigma: float = 1.0) -> np.ndarray:

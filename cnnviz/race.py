@@ -327,6 +327,8 @@ class Race:
                     weight_decay=config.weight_decay, milestones=config.milestones or None,
                     warmup_steps=self.warmup_steps, augment=config.augment, device=device, seed=config.seed,
                     log_every=log_every, checkpoint=ckpt, resume=ckpt is not None, **options)
+        for trainer in self.trainers.values():  # on a GPU each network's queued work is charged to itself
+            trainer.timed_alone = True
         first = next(iter(self.trainers.values()))
         self.device = first.device
         c, h, w = self.data.image_shape

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "synchronize", "full_float32", "on_cpu", "cpu_threads", "flush_denormals", "flushing_denormals",
-           "keep_freed_memory"]
+__all__ = ["device", "seed", "synchronize", "full_float32", "on_cpu", "cpu_threads", "flush_denormals",
+           "flushing_denormals", "keep_freed_memory"]
 
 
 def device() -> torch.device:

@@ -162,8 +162,8 @@ def _photo_backgrounds(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """Random crops (a quarter to two thirds of the side), mirrored at random and recoloured: (n, 3, size, size)."""
     photos = _photos()
     which = torch.randint(0, len(photos), (n,), generator=g, device=g.device)
-    scale = 0.25 + 0.42 * torch.rand(n, generator=g, device=g.device)                             # crop side / photo side
-    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g, device=g.device) - 1)       # crop centre, in [-1, 1] units
+    scale = 0.25 + 0.42 * torch.rand(n, generator=g, device=g.device)                      # crop side / photo side
+    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=g, device=g.device) - 1)   # crop centre, [-1, 1] units
     flip = torch.where(torch.rand(n, generator=g, device=g.device) < 0.5, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
@@ -312,9 +312,9 @@ def make_textures(n: int, *, size: int = 64, seed: int = 0, classes=TEXTURES, ha
     g = torch.Generator().manual_seed(int(seed))
     labels = torch.randint(0, len(classes), (n,), generator=g, device=g.device)
     largest = 0.5 if half is None else 1 / 3
-    scale = 0.17 + (largest - 0.17) * torch.rand(n, generator=g, device=g.device)                 # crop side / photo side
+    scale = 0.17 + (largest - 0.17) * torch.rand(n, generator=g, device=g.device)          # crop side / photo side
     reach = scale * math.sqrt(2)                                                 # half the rotated crop's diagonal
-    u = torch.rand(n, 2, generator=g, device=g.device)                                            # where the centre lies, 0 … 1
+    u = torch.rand(n, 2, generator=g, device=g.device)                                     # where the centre lies, 0 … 1
     x = (1 - reach) * (2 * u[:, 0] - 1)                                          # [-1 + reach, 1 - reach]
     if half is None:
         y = (1 - reach).clamp_min(0) * (2 * u[:, 1] - 1)

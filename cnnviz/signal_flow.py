@@ -89,7 +89,8 @@ def digits_batch(n: int = 256, *, seed: int = 0):
     images = (images - images.mean(0)) / images.std(0).clamp_min(1e-6)                # the corner pixels are 0
     n = _count(n, "batch size", 1, 100_000)
     g = torch.Generator().manual_seed(seed)
-    idx = torch.cat([torch.randperm(len(labels), generator=g, device=g.device) for _ in range(math.ceil(n / len(labels)))])[:n]
+    rounds = math.ceil(n / len(labels))
+    idx = torch.cat([torch.randperm(len(labels), generator=g, device=g.device) for _ in range(rounds)])[:n]
     return images[idx], labels[idx]
 
 
@@ -277,8 +278,8 @@ def _weight_stats(names, weights, grads, lr) -> list:
     for k, w in enumerate(weights):
         groups.setdefault(tuple(w.shape), []).append(k)
     for idx in groups.values():
-        w = torch.stack([weights[k].detach() for k in idx]).flatten(1).float()   # (L, n)
-        g = torch.stack([grads[k].detach() for k in idx]).flatten(1).float()
+        w = torch.stack([weights[k].detach() for k in idx]).flatten(1).float().cpu()   # (L, n); float64 sums on
+        g = torch.stack([grads[k].detach() for k in idx]).flatten(1).float().cpu()     # the CPU: MPS has none
         (w_mean, w_rms), (g_mean, g_rms) = _moments(w), _moments(g)
         many = w.shape[1] > 1
         w_std = ((w_rms.square() - w_mean.square()).clamp_min(0).sqrt().tolist() if many else [0.0] * len(idx))

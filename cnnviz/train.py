@@ -544,6 +544,9 @@ class Trainer:
         self.step_count = 0          # optimisation steps done
         self.epoch = 0               # epochs completed
         self.train_seconds = 0.0     # time spent in steps (evaluation excluded)
+        # Synchronise the device before and after every step, so that the step's time is its own even when
+        # other trainers queue work on the same device (a race sets it; a lone trainer need not wait so often).
+        self.timed_alone = False
         self._batches = None         # the current epoch's batch iterator (made at its first step)
         self._stop_requested = False
         self.stopped = False         # the last fit()/run_epoch() ended because of stop()
@@ -647,6 +650,8 @@ class Trainer:
         if self.done:
             raise RuntimeError(f"This trainer has finished its {self.epochs} epochs; make a new one with more "
                                "epochs (and resume=True with the same checkpoint) to go on.")
+        if self.timed_alone:  # other trainers' queued work is not this step's
+            synchronize(self.device)
         t0 = time.perf_counter()
         if self._batches is None:
             self._batches = iter(self.loader)
@@ -684,7 +689,7 @@ class Trainer:
             self._pbar.update(1)
         end_of_epoch = self.step_count % self.steps_per_epoch == 0
         log_point = end_of_epoch or self.step_count % self.log_every == 0
-        if log_point:  # the time up to a log point includes the device's queued work (read there anyway)
+        if log_point or self.timed_alone:  # the time up to a log point includes the device's queued work
             synchronize(self.device)
         seconds = time.perf_counter() - t0
         self._epoch_seconds += seconds

@@ -322,7 +322,8 @@ def replace_head(model: nn.Module, num_classes: int, *, head: Optional[str] = No
     device = next(old.parameters()).device if any(True for _ in old.parameters()) else None
     with torch.random.fork_rng(devices=[]):
         if generator is not None:
-            torch.default_generator.manual_seed(int(torch.randint(0, 2**62, (), generator=generator, device=generator.device)))
+            seed = torch.randint(0, 2**62, (), generator=generator, device=generator.device)
+            torch.default_generator.manual_seed(int(seed))
         if isinstance(old, nn.Linear):
             new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
         elif isinstance(old, nn.Conv2d) and old.kernel_size == (1, 1):

@@ -165,7 +165,8 @@ def per_class_subset(data, per_class: int, *, seed: int = 0):
         raise TransferError(f"per_class={per_class} is more than the data has: class {name!r} has only "
                             f"{int(counts.min())} training images; use at most {int(counts.min())}.")
     g = torch.Generator().manual_seed(int(seed))
-    keep = torch.cat([(labels == c).nonzero().squeeze(1)[torch.randperm(int(counts[c]), generator=g, device=g.device)[:per_class]]
+    keep = torch.cat([(labels == c).nonzero().squeeze(1)[torch.randperm(int(counts[c]), generator=g,
+                                                                         device=g.device)[:per_class]]
                       for c in range(data.num_classes)])
     return TensorData(data.train_images[keep], labels[keep], data.test_images, data.test_labels, data.mean,
                       data.std, data.classes)

@@ -112,7 +112,7 @@ def test_the_gpu_check_runs_every_path_on_the_cpu(tmp_path):
     for needed in ("zoo forward", "summary", "feature maps", "deconvnet", "occlusion: incremental = full",
                    "attribution", "filter_image", "trainer: checkpoint and resume", "trainer: NaN guard",
                    "DeviceLoader", "random state", "images/s", "top_activations", "sanity_check",
-                   "race wall time", "the path this device chose", "ShapesNet's recipe"):
+                   "race wall time", "the path this device chose", "ShapesNet's recipe", "signal_flow"):
         assert any(needed in p for p in paths), needed
     assert data["info"]["device"] == "cpu"
 

@@ -93,6 +93,34 @@ def test_steps_interleave_round_robin(small):
     assert {t.step_count for t in r.trainers.values()} == {3}
 
 
+def test_each_network_is_charged_its_own_device_time(small, monkeypatch):
+    """On a GPU a step only queues work; a synchronisation waits for everything queued, whoever queued it. A
+    simulated device (a clock that advances only when synchronised, networks that queue 1 and 10 units per
+    training step) shows each network charged exactly its own work: a race synchronises around every step."""
+    import types
+
+    import cnnviz.train as train_module
+
+    clock = {"now": 0.0, "queued": 0.0}
+
+    def synchronize(device):
+        clock["now"], clock["queued"] = clock["now"] + clock["queued"], 0.0
+
+    monkeypatch.setattr(train_module, "synchronize", synchronize)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    r = tiny_race(small, logs_per_epoch=1)
+    costs = dict(zip(r.trainers, (1.0, 10.0, 3.0, 30.0)))
+    for name, t in r.trainers.items():
+        def queue(module, args, out, cost=costs[name]):
+            if module.training:                      # evaluation is not a training step
+                clock["queued"] += cost
+        t.model.register_forward_hook(queue)
+    for _ in range(3):                               # within the first epoch: no log point yet
+        r.step()
+    for name, t in r.trainers.items():
+        assert t.train_seconds == pytest.approx(3 * costs[name]), name
+
+
 def test_log_windows_add_up_to_the_trainers_records(small):
     r = tiny_race(small)
     log = r.run()
