@@ -5,15 +5,20 @@
     python bench/signal_flow.py --no-map         # the explorer rows only
 
 Rows: at depth 50, width 256, batch 256 (the issue's setting), for four initialisations: the plain forward
-and backward pass (the compute floor), ``signal_flow`` (forward, backward and every layer's statistics),
-the widget's whole update through ``set`` (new weights drawn into the kept network, ``signal_flow``, the SVG
-and the numbers), once the update after a change of depth (the network rebuilt), and an update after a new
-learning rate (network and weights kept). Median and 90th percentile
-in ms. Then the trainability map (cnnviz.trainability.EMBEDDED_MAP, 72 runs) computed from scratch into a
-temporary cache, and read back from it.
+and backward pass (the compute floor), ``signal_flow`` (forward, backward and every layer's statistics, the
+activations' measured on a second thread during the backward pass, the gradients' on both), and the widget's
+whole update through ``set`` alternating between two settings that both give new weights (He fan-in ↔
+fan-out; σ ± 0.1 %; orthogonal with tanh ↔ sigmoid): the weights from the kept unit draws
+(``initialisation.SeededDraws``), ``signal_flow``, the SVG and the numbers. Then the worst case, every layer
+drawn anew (the kept draws forgotten before each update: what a new width or the first choice of a kind costs
+without drawing ahead); the threaded explorer choosing orthogonal weights after it has drawn them ahead while
+idle, as in a notebook; one update after a change of depth (network rebuilt, only the new layers drawn); an
+update after a new learning rate (network and weights kept); one update after a change of width (all drawn).
+Median and 90th percentile in ms. Then the trainability map (cnnviz.trainability.EMBEDDED_MAP, 72 runs)
+computed from scratch into a temporary cache, and read back from it.
 
 Goals on this CPU (issue "Chapter 9"): one explorer update ≤ 150 ms; the whole map ≤ 90 s, cached after.
-Everything runs on one torch thread with denormals flushed, as the package runs it. Prints figures;
+Each thread runs torch single-threaded with denormals flushed, as the package runs it. Prints figures;
 asserts nothing.
 """
 import argparse
@@ -24,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from _timing import cpu_name, first_then_cached, time_ms  # bench/_timing.py (scripts run from bench/)
-from cnnviz.initialisation import initialise_
+from cnnviz.initialisation import SeededDraws, initialise_
 from cnnviz.runtime import flush_denormals
 from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map
@@ -45,10 +50,15 @@ def main():
     from cnnviz.widgets import SignalFlowExplorer
 
     x, y = digits_batch(256)
-    cases = [("He · ReLU", "kaiming_fan_in", "relu", None), ("N(0, 0.01²) · tanh", "normal", "tanh", 0.01),
-             ("N(0, 1) · ReLU (diverges)", "normal", "relu", 1.0), ("orthogonal · tanh", "orthogonal", "tanh", None)]
-    print(f"{'depth 50, width 256, batch 256':34} {'fwd+bwd':>14} {'signal_flow':>14} {'widget update':>14}")
-    for label, scheme, act, sigma in cases:
+    # each case alternates between two settings that both draw new weights, as a user's change does
+    cases = [("He · ReLU, fan-in ↔ fan-out", "kaiming_fan_in", "relu", None, [dict(scheme="kaiming_fan_out"),
+                                                                           dict(scheme="kaiming_fan_in")]),
+             ("N(0, 0.01²) · tanh, σ ± 0.1 %", "normal", "tanh", 0.01, [dict(sigma=0.01001), dict(sigma=0.01)]),
+             ("N(0, 1) · ReLU (diverges), σ ± 0.1 %", "normal", "relu", 1.0, [dict(sigma=1.001), dict(sigma=1.0)]),
+             ("orthogonal · tanh ↔ sigmoid", "orthogonal", "tanh", None, [dict(activation="sigmoid"),
+                                                                          dict(activation="tanh")])]
+    print(f"{'depth 50, width 256, batch 256':40} {'fwd+bwd':>14} {'signal_flow':>14} {'widget update':>14}")
+    for label, scheme, act, sigma, changes in cases:
         model = initialise_(deep_mlp(50, 256, activation=act), scheme, activation=act, sigma=sigma, seed=0)
 
         def plain():
@@ -59,18 +69,50 @@ def main():
 
         w = SignalFlowExplorer(scheme, sigma=sigma or 0.01, activation=act, depth=50, width=256,
                                trainability=False, threaded=False)
-        sigmas = iter([(sigma or 0.01) * (1 + 1e-3 * (k % 2)) for k in range(10 ** 6)])
+        turns = iter(changes * 10 ** 6)
         rows = [time_ms(plain, args.reps), time_ms(lambda: signal_flow(model, x, y), args.reps),
-                # σ alternates between two values: every update draws new weights, as a new setting does
-                time_ms(lambda: w.set(sigma=next(sigmas)), args.reps)]
-        print(f"{label:34} " + " ".join(f"{m:6.0f} / {p:5.0f}" for m, p in rows))
+                time_ms(lambda: w.set(**next(turns)), args.reps)]
+        print(f"{label:40} " + " ".join(f"{m:6.0f} / {p:5.0f}" for m, p in rows))
+
+    # the worst case: every layer drawn anew (the first time a scheme's kind is chosen, a new width)
+    for label, scheme, act in (("He · ReLU", "kaiming_fan_in", "relu"), ("orthogonal · tanh", "orthogonal", "tanh")):
+        w = SignalFlowExplorer(scheme, activation=act, depth=50, width=256, trainability=False, threaded=False)
+        rates = iter([0.01 * (1 + (k % 2)) for k in range(10 ** 6)])
+
+        def first_draw():
+            w._draws = SeededDraws(w.seed)       # forget the kept unit draws: all 51 layers drawn again
+            w._model = (w._model[0], w._model[1], None)
+            w.set(lr=next(rates))
+
+        m, p = time_ms(first_draw, args.reps)
+        print(f"{'every layer drawn anew, ' + label:40} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
+    # threaded, as in a notebook: the explorer draws the other kinds' unit weights while idle
+    w = SignalFlowExplorer(depth=50, width=256, trainability=False)
+    w.wait(60)
+    times = []
+    for k in range(args.reps):
+        for scheme in ("orthogonal", "kaiming_fan_in"):
+            t0 = time.perf_counter()
+            w.set(scheme=scheme)
+            w.wait(60)
+            if scheme == "orthogonal":
+                times.append(1000 * (time.perf_counter() - t0))
+    w._renderer.close()
+    times.sort()
+    m, p = times[len(times) // 2], times[int(0.9 * (len(times) - 1))]
+    print(f"{'threaded: He → orthogonal, drawn ahead':40} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
     w = SignalFlowExplorer(trainability=False, threaded=False)
     t0 = time.perf_counter()
     w.set(depth=49)
-    print(f"{'one update after a change of depth':34} {'':>14} {'':>14} {1000 * (time.perf_counter() - t0):6.0f}")
+    print(f"{'one update after a change of depth':40} {'':>14} {'':>14} {1000 * (time.perf_counter() - t0):6.0f}")
     rates = iter([0.01 * (1 + (k % 2)) for k in range(10 ** 6)])
     m, p = time_ms(lambda: w.set(lr=next(rates)), args.reps)
-    print(f"{'a new learning rate (weights kept)':34} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
+    print(f"{'a new learning rate (weights kept)':40} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
+    for width in (128, 512):
+        t0 = time.perf_counter()
+        w.set(width=width)
+        ms = 1000 * (time.perf_counter() - t0)
+        print(f"{f'one update after a change of width ({width})':40} {'':>14} {'':>14} {ms:6.0f}")
     print("(median / 90th percentile, ms; goal: widget update ≤ 150 ms)")
 
     if not args.no_map:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["SCHEMES", "ACTIVATIONS", "InitError", "is_finite_number", "LayerInit", "initialisable_layers", "fans", "gain", "variance",
-           "init_table", "initialise_", "unit_spread"]
+__all__ = ["SCHEMES", "ACTIVATIONS", "SCALED_SCHEMES", "InitError", "is_finite_number", "LayerInit",
+           "initialisable_layers", "fans", "gain", "variance", "init_table", "initialise_", "draw_scale", "SeededDraws",
+           "unit_spread"]
 
 #: name → (what the chapter calls it, the variance of the weights as a formula)
 SCHEMES = {
@@ -196,6 +197,107 @@ def initialise_(model: nn.Module, scheme: str, *, activation: str = "relu", sigm
                 torch.cuda.manual_seed(seed)             # the one device forked above, restored after
             run()
     return model
+
+
+#: the schemes whose weights are a unit draw times one number per layer: N(0, 1) times a standard deviation
+#: (``torch.nn.init.normal_``, ``xavier_normal_``, ``kaiming_normal_``) or an orthogonal matrix times the gain
+#: (``orthogonal_``); scheme → the unit draw it scales
+SCALED_SCHEMES = {"normal": "normal", "xavier_normal": "normal", "kaiming_fan_in": "normal",
+                  "kaiming_fan_out": "normal", "lecun": "normal", "orthogonal": "orthogonal"}
+
+
+def draw_scale(scheme: str, weight_shape, *, activation: str = "relu", sigma: float = None,
+               gain: float = None) -> float:
+    """The number ``torch.nn.init`` multiplies a unit draw by for a weight of ``weight_shape`` under ``scheme``
+    (one of ``SCALED_SCHEMES``): the standard deviation ``normal_`` draws with (σ; Xavier's
+    ``gain·√(2 / (fan_in + fan_out))``; He's ``gain / √fan``; LeCun's ``1 / √fan_in``), or the gain
+    ``orthogonal_`` multiplies its orthogonal matrix by. Written as ``torch.nn.init`` writes it, so that the
+    scale times the unit draw from the same generator state is, bit for bit, what it draws (the tests hold it
+    to that)."""
+    if scheme not in SCALED_SCHEMES:
+        raise InitError(f"{scheme!r} is not a scaled unit draw; the schemes that are: {', '.join(SCALED_SCHEMES)}.")
+    _check_scheme(scheme, sigma, None)
+    g = _gain(activation, gain)
+    fan_in, fan_out = fans(weight_shape)
+    if scheme == "normal":
+        return float(sigma)
+    if scheme == "xavier_normal":
+        return g * math.sqrt(2.0 / float(fan_in + fan_out))
+    if scheme in ("kaiming_fan_in", "kaiming_fan_out"):
+        return g / math.sqrt(fan_in if scheme == "kaiming_fan_in" else fan_out)
+    if scheme == "lecun":
+        return 1 / math.sqrt(fan_in)
+    return g
+
+
+class SeededDraws:
+    """The weights ``initialise_(model, scheme, seed=seed)`` gives, bit for bit, for the schemes of
+    ``SCALED_SCHEMES``, with the unit draws kept from one call to the next.
+
+    Each layer's unit draw (``torch.nn.init.normal_`` with σ = 1, or ``orthogonal_`` with gain 1, from the
+    generator seeded as ``initialise_`` seeds it) is made once and kept with the generator's state after it.
+    Another scheme of the same kind, another activation's gain or another σ then costs one multiplication per
+    layer (``draw_scale``) instead of a new draw (50 QR decompositions for an orthogonal network of depth 50),
+    and a network whose first layers have the shapes of the last one (another depth) draws only the layers
+    after them. For CPU models; torch's global random state is left as it was.
+    """
+
+    def __init__(self, seed: int = 0):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InitError(f"seed must be a whole number, got {seed!r}.")
+        self.seed = seed
+        self._chains = {}   # kind → (shapes, unit draws, generator states: [before layer 1, after layer 1, ...])
+        self.drawn = 0      # layers drawn so far (the rest were reused)
+
+    def weights(self, model: nn.Module, scheme: str, *, activation: str = "relu", sigma: float = None,
+                gain: float = None) -> list:
+        """The initial weight of every layer ``initialise_`` touches (``initialisable_layers`` order)."""
+        if scheme not in SCALED_SCHEMES:
+            raise InitError(f"SeededDraws keeps only scaled unit draws ({', '.join(SCALED_SCHEMES)}); "
+                            f"initialise {scheme!r} with initialise_.")
+        _check_scheme(scheme, sigma, None)
+        _gain(activation, gain)                                   # a bad gain or activation is refused here
+        layers = [m for _, m in initialisable_layers(model)]
+        if not layers:
+            raise InitError(f"{type(model).__name__} has no layer an initialisation scheme applies to.")
+        if any(m.weight.device.type != "cpu" for m in layers):
+            raise InitError("SeededDraws draws CPU weights; move the model to the CPU or use initialise_.")
+        kind = SCALED_SCHEMES[scheme]
+        shapes = [(tuple(m.weight.shape), m.weight.dtype) for m in layers]
+        units = self._units(kind, shapes)
+        return [u * draw_scale(scheme, shape, activation=activation, sigma=sigma, gain=gain)
+                for u, (shape, _) in zip(units, shapes)]
+
+    def prefetch(self, model: nn.Module, scheme: str, *, stop=None) -> bool:
+        """Make the unit draws ``weights(model, scheme, ...)`` will need ahead of time, one layer at a time,
+        asking ``stop()`` before each (a widget stops as soon as a new setting waits); True when all are made."""
+        layers = [m for _, m in initialisable_layers(model)]
+        if scheme not in SCALED_SCHEMES or any(m.weight.device.type != "cpu" for m in layers):
+            return False
+        shapes = [(tuple(m.weight.shape), m.weight.dtype) for m in layers]
+        return self._units(SCALED_SCHEMES[scheme], shapes, stop) is not None
+
+    def _units(self, kind: str, shapes: list, stop=None) -> list:
+        if kind not in self._chains:
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(self.seed)        # as initialise_ seeds it
+                self._chains[kind] = ([], [], [torch.get_rng_state()])
+        old_shapes, units, states = self._chains[kind]
+        same = 0
+        while same < min(len(shapes), len(old_shapes)) and shapes[same] == old_shapes[same]:
+            same += 1
+        del old_shapes[same:], units[same:], states[same + 1:]
+        draw = nn.init.orthogonal_ if kind == "orthogonal" else nn.init.normal_
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(states[-1])
+            for shape, dtype in shapes[same:]:
+                if stop is not None and stop():
+                    return None
+                units.append(draw(torch.empty(shape, dtype=dtype)))   # orthogonal_: gain 1; normal_: N(0, 1)
+                old_shapes.append((shape, dtype))
+                states.append(torch.get_rng_state())
+                self.drawn += 1
+        return list(units)
 
 
 def _kaiming(w, mode, activation, gain):

@@ -11,6 +11,7 @@ the model, its train/eval flags are restored, and denormal floats are flushed wh
 He et al. 2015 did), and ``digits_batch`` a batch of the embedded digits for it.
 """
 import math
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,16 @@ class DeepMLP(nn.Sequential):
     def __init__(self, layers: "OrderedDict", signal_layers: tuple, activation: str):
         super().__init__(layers)
         self.signal_layers, self.activation = signal_layers, activation
+
+    def set_activation_(self, activation: str) -> "DeepMLP":
+        """Put ``activation`` in place of every activation module, weights untouched (in place; returns the
+        network): what ``deep_mlp`` with that activation builds, without drawing its default weights again."""
+        if activation not in _MODULES:
+            raise InitError(f"Unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
+        for name in self.signal_layers:
+            setattr(self, name, _MODULES[activation]())
+        self.activation = activation
+        return self
 
 
 def _count(value, name: str, low: int, high: int) -> int:
@@ -175,25 +186,31 @@ def _slow_stats(name: str, v: torch.Tensor, inactive: Optional[torch.Tensor]) ->
     rms = float(ok.square().mean().sqrt()) if ok.numel() else math.nan
     logs = ok[ok != 0].abs().log10().clamp(LOG_EDGES[0], LOG_EDGES[-1] - 1e-9)
     hist = torch.histc(logs, bins=len(LOG_EDGES) - 1, min=LOG_EDGES[0], max=LOG_EDGES[-1]).numpy()
-    share, dead = _shares(inactive[None] if inactive is not None else None, v.shape[0])
+    share, dead = _shares(inactive[None] if inactive is not None else None)
     return LayerStats(name, mean, std, rms, share[0], dead[0], float((v == 0).double().mean()), finite, hist)
 
 
-def _shares(inactive: Optional[torch.Tensor], batch: int):
+def _shares(inactive: Optional[torch.Tensor]):
     """(share of inactive values, share of units inactive for every example) per row of ``inactive`` (L, B, ...)."""
     if inactive is None:
         return [0.0], [0.0]
     flat = inactive.detach().cpu().reshape(inactive.shape[0], inactive.shape[1], -1)  # (L, B, units·positions)
-    share = flat.float().mean((1, 2))
-    dead = flat.all(1).float().mean(1) if batch > 1 else share
-    return share.tolist(), dead.tolist()
+    share = flat.float().mean((1, 2)).tolist()
+    return share, _dead(flat, share)
+
+
+def _dead(flat: torch.Tensor, share: list) -> list:
+    """Per row of ``flat`` (L, B, units·positions) bool: the share of units inactive for every example (with
+    one example, the share of inactive values ``share``)."""
+    return flat.all(1).float().mean(1).tolist() if flat.shape[1] > 1 else list(share)
 
 
 def _moments(rows: torch.Tensor):
     """Per row of ``rows`` (L, n): the mean and the root mean square, summed in float64 (squares of 3e38 do not
     overflow), in two passes: far faster than ``std``, which makes several."""
     n = rows.shape[1]
-    return rows.sum(1, dtype=torch.float64) / n, torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64) / n ** 0.5
+    wide = rows.double()                  # converted once: asking each reduction for float64 converts twice
+    return wide.sum(1) / n, torch.linalg.vector_norm(wide, dim=1) / n ** 0.5
 
 
 def _layer_stats(names, tensors, modules) -> list:
@@ -212,7 +229,8 @@ def _layer_stats(names, tensors, modules) -> list:
         var = (s2 - s1.square()).clamp_min(0)
         finite = (torch.isfinite(s1) & torch.isfinite(s2)).tolist()
         std, mean, rms = var.sqrt().tolist(), s1.tolist(), s2.sqrt().tolist()
-        n_zero = (rows == 0).sum(1)                                                  # (L,)
+        zero = rows == 0
+        n_zero = zero.sum(1)                                                         # (L,)
         # every value's bin of log10|value|; log10 of 0 is slow (and -inf), so zeros (and denormals, which
         # cost as much) are lifted to float32's smallest normal number, and the zeros taken out of its bin again
         width = float(LOG_EDGES[1] - LOG_EDGES[0])
@@ -223,8 +241,12 @@ def _layer_stats(names, tensors, modules) -> list:
         hist[:, _TINY_BIN] -= n_zero
         hist = hist.numpy()
         zeros = (n_zero / rows.shape[1]).tolist()
-        kinds = _inactive(modules[idx[0]], v) if modules else None
-        share, dead = _shares(kinds, v.shape[1]) if kinds is not None else ([0.0] * len(idx), [0.0] * len(idx))
+        module = modules[idx[0]] if modules else None
+        if isinstance(module, (nn.ReLU, nn.ReLU6)):   # inactive means exactly 0: counted already
+            share, dead = zeros, _dead(zero.view(v.shape[0], v.shape[1], -1), zeros)
+        else:
+            kinds = _inactive(module, v) if module is not None else None
+            share, dead = _shares(kinds) if kinds is not None else ([0.0] * len(idx), [0.0] * len(idx))
         for r, k in enumerate(idx):
             if not finite[r]:
                 stats[k] = _slow_stats(names[k], tensors[k], _inactive(modules[k], tensors[k]) if modules else None)
@@ -242,7 +264,9 @@ def signal_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, layers=No
     first (default: ``model.signal_layers`` if it has them, else every activation module, else every linear
     and convolutional layer); ``lr``: the learning rate of the update-to-weight ratio. The pass runs in
     training mode (batch norm on the batch's statistics), with gradients taken by ``torch.autograd.grad``, so
-    the model is left exactly as it was (batch norm's running statistics included).
+    the model is left exactly as it was (batch norm's running statistics included). The statistics use two
+    threads, each running torch single-threaded with denormals flushed: the activations' are measured during
+    the backward pass, the gradients' half on each thread; both are joined before it returns.
     """
     if not is_finite_number(lr) or lr <= 0:
         raise InitError(f"The learning rate must be a finite number above 0, such as 0.01; got {lr!r}.")
@@ -256,19 +280,69 @@ def _measure(model, x, y, names, modules, lr, loss_fn) -> SignalFlow:
     weighted = initialisable_layers(model)
     with flush_denormals(), train_mode(model), capture(model, names, detach=False) as outputs:
         loss = loss_fn(model(x), y)
-    acts = _layer_stats(names, [outputs[n] for n in names], modules)
-    diverged = next((k + 1 for k, s in enumerate(acts) if not s.finite), None)
-    grads, weights = [], []
-    if diverged is None and math.isfinite(loss.item()):
-        params = [m.weight for _, m in weighted]
+    tensors = [outputs[n] for n in names]
+    if not math.isfinite(loss.item()):
+        acts = _layer_stats(names, tensors, modules)
+        diverged = next((k + 1 for k, s in enumerate(acts) if not s.finite), len(acts) + 1)  # else the loss
+        return SignalFlow(acts, [], [], loss.item(), float(lr), diverged)
+    params = [m.weight for _, m in weighted]
+    # the activations' statistics on a second thread while this one runs the backward pass (two cores: the
+    # statistics are a third of the work); each thread flushes its own denormals
+    with _beside(_layer_stats, names, [t.detach() for t in tensors], modules) as measured:
         with flush_denormals():
-            g = torch.autograd.grad(loss, [outputs[n] for n in names] + params, allow_unused=True)
-        grads = _layer_stats(names, [gi if gi is not None else torch.zeros_like(outputs[n])
-                                     for n, gi in zip(names, g[:len(names)])], None)
-        weights = _weight_stats([n for n, _ in weighted], params, g[len(names):], lr)
-    elif diverged is None:  # every layer finite, but the loss overflowed (say in the classifier)
-        diverged = len(acts) + 1
+            g = torch.autograd.grad(loss, tensors + params, allow_unused=True)
+    acts = measured.result()
+    diverged = next((k + 1 for k, s in enumerate(acts) if not s.finite), None)
+    if diverged is not None:  # a layer overflowed yet the loss came out finite: its gradients mean nothing
+        return SignalFlow(acts, [], [], loss.item(), float(lr), diverged)
+    grads = _in_two_halves(names, [gi if gi is not None else torch.zeros_like(t)
+                                   for t, gi in zip(tensors, g[:len(names)])])
+    weights = _weight_stats([n for n, _ in weighted], params, g[len(names):], lr)
     return SignalFlow(acts, grads, weights, loss.item(), float(lr), diverged)
+
+
+def _in_two_halves(names, tensors) -> list:
+    """``_layer_stats`` (no activation modules) of the first half of the layers on another thread and of the
+    second half on this one: both cores at work once the backward pass is done."""
+    half = len(tensors) // 2
+    if half == 0:
+        return _layer_stats(names, tensors, None)
+    with _beside(_layer_stats, names[:half], tensors[:half], None) as first:
+        with flush_denormals():
+            second = _layer_stats(names[half:], tensors[half:], None)
+    return first.result() + second
+
+
+class _Result:
+    def __init__(self):
+        self.value, self.error = None, None
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@contextmanager
+def _beside(fn, *args):
+    """Run ``fn(*args)`` on another thread (denormals flushed there too) while the ``with`` block runs on this
+    one; the block gets a ``_Result`` whose ``result()`` returns its value or raises its error. The thread is
+    always joined before the block is left: none outlives the call."""
+    out = _Result()
+
+    def work():
+        try:
+            with flush_denormals():
+                out.value = fn(*args)
+        except BaseException as err:  # handed to the caller's thread
+            out.error = err
+
+    thread = threading.Thread(target=work, name="cnnviz-signal-flow-statistics", daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        thread.join()
 
 
 def _weight_stats(names, weights, grads, lr) -> list:

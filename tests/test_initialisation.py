@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from cnnviz import probe
-from cnnviz.initialisation import (ACTIVATIONS, SCHEMES, InitError, LayerInit, fans, gain, init_table,
-                                   initialisable_layers, initialise_, unit_spread, variance)
+from cnnviz.initialisation import (ACTIVATIONS, SCALED_SCHEMES, SCHEMES, InitError, LayerInit, SeededDraws,
+                                   draw_scale, fans, gain, init_table, initialisable_layers, initialise_, unit_spread,
+                                   variance)
 from cnnviz.runtime import cpu_threads, flush_denormals, flushing_denormals
 from cnnviz.signal_flow import deep_mlp, digits_batch
 from cnnviz.trainability import train_steps
@@ -139,6 +140,46 @@ def test_seed_repeats_the_draw_and_leaves_the_global_random_state_alone():
     initialise_(b, "kaiming_fan_in")  # the seeded draw is the global one after torch.manual_seed(seed)
     assert all(torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))
 
+
+
+def _cnn(width):
+    return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Conv2d(width, width, 5), nn.Flatten(),
+                         nn.Linear(width * 4, 7))
+
+
+@pytest.mark.parametrize("scheme", SCALED_SCHEMES)
+def test_seeded_draws_are_initialise_bit_for_bit_and_draw_only_new_layers(scheme):
+    """Oracle: initialise_ (torch.nn.init) itself, compared with torch.equal, through changes of activation,
+    σ, depth (a shared first part: only the new layers are drawn) and layer kinds."""
+    draws = SeededDraws(seed=3)
+    torch.manual_seed(5)
+    steps = [(deep_mlp(5, 16, activation="tanh"), "tanh", 0.1), (deep_mlp(5, 16, activation="relu"), "relu", 0.3),
+             (deep_mlp(7, 16), "relu", 0.3), (deep_mlp(3, 16), "sigmoid", 2.0), (_cnn(6), "relu", 0.01),
+             (deep_mlp(7, 16), "linear", 0.3)]
+    drawn = []
+    for model, activation, sigma in steps:
+        state = torch.get_rng_state()
+        got = draws.weights(model, scheme, activation=activation, sigma=sigma)
+        assert torch.equal(torch.get_rng_state(), state)    # torch's global generator untouched
+        initialise_(model, scheme, activation=activation, sigma=sigma, seed=3)
+        want = [m.weight for _, m in initialisable_layers(model)]
+        assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want)), (model, activation)
+        drawn.append(draws.drawn)
+    # depth 5 (6 layers), the same shapes again (none), depth 7 (fc6, fc7, out), depth 3 (out), a CNN (3),
+    # depth 7 again: the chain was cut after the CNN's first layer differed, so all 8 layers again
+    assert drawn == [6, 6, 9, 10, 13, 21]
+
+
+def test_draw_scale_refuses_what_is_not_a_scaled_draw():
+    with pytest.raises(InitError, match="not a scaled unit draw"):
+        draw_scale("xavier_uniform", (4, 4))
+    with pytest.raises(InitError, match="σ > 0"):
+        draw_scale("normal", (4, 4), sigma=0)
+    with pytest.raises(InitError, match="initialise_"):
+        SeededDraws().weights(deep_mlp(2, 4), "constant")
+    with pytest.raises(InitError, match="whole number"):
+        SeededDraws(seed=0.5)
+    assert draw_scale("kaiming_fan_in", (8, 32), activation="relu") == math.sqrt(2.0) / math.sqrt(32)
 
 @pytest.mark.parametrize("call, match", [
     (lambda m: initialise_(m, "normal", sigma=0.0), "σ > 0"),

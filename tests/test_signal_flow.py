@@ -8,6 +8,7 @@ counted here (histograms, inactive shares), and a training loop written out in p
 import copy
 import json
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -80,6 +81,24 @@ def test_deep_mlp_layers_and_digits_batch():
     assert torch.equal(digits_batch(256)[0], x) and not torch.equal(digits_batch(256, seed=1)[0], x)
     big, _ = digits_batch(2000)
     assert big.shape == (2000, 64)
+
+
+
+def test_set_activation_gives_what_deep_mlp_builds_with_the_same_weights():
+    model = deep_mlp(3, 16, activation="tanh", batch_norm=True)
+    weights = copy.deepcopy(model.state_dict())
+    for activation in ("relu", "linear", "sigmoid"):
+        assert model.set_activation_(activation) is model
+        fresh = deep_mlp(3, 16, activation=activation, batch_norm=True)
+        assert [(n, type(m)) for n, m in model.named_children()] == [(n, type(m)) for n, m in fresh.named_children()]
+        assert model.activation == activation
+        fresh.load_state_dict(weights)
+        model.eval(), fresh.eval()                     # batch norm on its running statistics: nothing moves
+        x = torch.randn(8, 64)
+        assert torch.equal(model(x), fresh(x))
+        assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    with pytest.raises(InitError, match="Unknown activation"):
+        model.set_activation_("swish")
 
 
 # ----------------------------------------------------------------------------- the chapter's three cases
@@ -285,6 +304,45 @@ def test_signal_flow_removes_its_hooks_after_an_error(batch):
     with pytest.raises(ValueError):  # a layer that does not exist: no hook was put on the others
         signal_flow(model, x, y, layers=["act1", "act9"])
     assert_no_hooks(model)
+
+def test_an_error_on_the_statistics_thread_reaches_the_caller_and_the_thread_is_gone(batch, monkeypatch):
+    """The activations are measured on a second thread during the backward pass: its error is raised in the
+    caller's thread, after the thread has been joined, and the results equal those measured on one thread."""
+    import threading
+
+    import cnnviz.signal_flow as sf
+
+    x, y = batch
+    model = _net(4, 16)
+    one_thread = signal_flow(model, x, y)
+    before = threading.active_count()
+    real = sf._layer_stats
+
+    def failing(names, tensors, modules):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("statistics failed")
+        return real(names, tensors, modules)
+
+    monkeypatch.setattr(sf, "_layer_stats", failing)
+    with pytest.raises(ValueError, match="statistics failed"):
+        signal_flow(model, x, y)
+    assert threading.active_count() == before and threading.current_thread() is threading.main_thread()
+    assert_no_hooks(model)
+
+    @contextmanager
+    def on_this_thread(fn, *args):     # the same measurement with no second thread
+        out = sf._Result()
+        out.value = fn(*args)
+        yield out
+
+    monkeypatch.setattr(sf, "_layer_stats", real)
+    monkeypatch.setattr(sf, "_beside", on_this_thread)
+    serial = signal_flow(model, x, y)
+    for a, b in zip(serial.activations + serial.gradients, one_thread.activations + one_thread.gradients):
+        assert (a.name, a.mean, a.std, a.inactive, a.dead, a.zeros) == (b.name, b.mean, b.std, b.inactive, b.dead,
+                                                                        b.zeros)
+        assert np.array_equal(a.hist, b.hist)
+    assert len(serial.gradients) == len(one_thread.gradients) == 4
 
 
 def test_layers_default_to_activations_else_weighted_layers(batch):

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from cnnviz.figures.initialisation import (batch_dependence_figure, norm_axes_figure, signal_flow_figure,
                                            signal_flow_svg, std_by_layer_figure, trainability_figure)
@@ -124,6 +125,32 @@ def test_a_threaded_explorer_renders_the_newest_request():
     assert len(w.flow.activations) == 6
 
 
+
+def test_an_idle_explorer_draws_the_orthogonal_weights_ahead_and_they_are_initialise_s():
+    """Threaded, the explorer uses its idle time to make the unit draws of the other kinds of scheme; choosing
+    orthogonal weights then draws no layer, and the network shown still has initialise_'s weights."""
+    w = SignalFlowExplorer(depth=8, width=32, trainability=False)    # He: the normal draws made for the render
+    assert w.wait(30)
+    assert w._draws.drawn == 2 * 9                                     # 9 layers, normal and orthogonal
+    w.scheme.value = "orthogonal"
+    assert w.wait(30) and w._draws.drawn == 2 * 9
+    s = w.settings
+    fresh = initialise_(deep_mlp(8, 32, activation=s["activation"]), "orthogonal", activation=s["activation"], seed=0)
+    model = w._model[1]
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(model.modules(), fresh.modules())
+               if isinstance(a, torch.nn.Linear))
+
+
+def test_drawing_ahead_stops_when_a_new_setting_waits():
+    w = SignalFlowExplorer(depth=8, width=32, trainability=False, threaded=False)
+    calls = iter([False, False, True])                # two layers drawn, then a request arrives
+    assert not w._draws.prefetch(w._model[1], "orthogonal", stop=lambda: next(calls))
+    drawn = w._draws.drawn
+    assert w._draws.prefetch(w._model[1], "orthogonal")                # the other 7 layers
+    assert w._draws.drawn == drawn + 7
+    assert not w._draws.prefetch(w._model[1], "xavier_uniform")      # not a scaled draw: nothing to make
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -194,7 +221,10 @@ def test_kept_weights_equal_fresh_ones():
     """The explorer keeps the last network and weights; what it shows must equal a fresh initialisation."""
     x, y = digits_batch(256)
     w = _explorer(scheme="orthogonal", activation="tanh")
-    for change in (dict(lr=0.1), dict(batch_norm=True), dict(batch_norm=False), dict(depth=7), dict(sigma=0.5)):
+    for change in (dict(lr=0.1), dict(batch_norm=True), dict(batch_norm=False), dict(depth=7), dict(sigma=0.5),
+                   dict(activation="relu"), dict(scheme="kaiming_fan_in"), dict(depth=10), dict(scheme="orthogonal"),
+                   dict(scheme="xavier_uniform"), dict(scheme="lecun", activation="tanh"), dict(scheme="normal"),
+                   dict(sigma=0.05), dict(depth=4, scheme="xavier_normal")):
         w.set(**change)
         s = w.settings
         fresh = initialise_(deep_mlp(s["depth"], s["width"], activation=s["activation"], batch_norm=s["batch_norm"]),

@@ -131,6 +131,10 @@ class LatestOnly:
                     self._busy = False
                     self._lock.notify_all()
 
+    def has_pending(self) -> bool:
+        """True when a newer request waits (or the worker is closing): work done ahead of time stops for it."""
+        return self._pending is not None or self._closed
+
     def wait(self, timeout=10.0) -> bool:
         """Block until every posted request is rendered; False on timeout."""
         with self._lock:

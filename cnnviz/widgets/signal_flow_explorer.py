@@ -14,8 +14,8 @@ import ipywidgets as widgets
 import torch
 
 from cnnviz.figures.initialisation import signal_flow_svg
-from cnnviz.initialisation import (ACTIVATIONS, SCHEMES, InitError, initialisable_layers, initialise_,
-                                   is_finite_number)
+from cnnviz.initialisation import (ACTIVATIONS, SCALED_SCHEMES, SCHEMES, InitError, SeededDraws,
+                                   initialisable_layers, initialise_, is_finite_number)
 from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map, is_cached
 from cnnviz.widgets._base import LatestOnly, View, Worker, guarded, info_html, scoped_style
@@ -25,6 +25,8 @@ __all__ = ["SignalFlowExplorer", "LIMITS"]
 #: what the controls allow (the functions themselves allow more: cnnviz.signal_flow.MAX_DEPTH)
 LIMITS = {"depth": (1, 50), "sigma": (1e-3, 10.0), "lr": (1e-4, 10.0)}
 WIDTHS = (8, 16, 32, 64, 128, 256, 512)
+#: the schemes whose weights depend on the activation (through its gain)
+_USES_GAIN = ("xavier_uniform", "xavier_normal", "kaiming_fan_in", "kaiming_fan_out", "orthogonal")
 _ACCURACY_COLOURS = ((0.9, "#2e7d32", "white"), (0.5, "#9ccc65", "black"), (0.2, "#fff59d", "black"),
                      (0.0, "#eeeeee", "black"))
 
@@ -93,7 +95,8 @@ class SignalFlowExplorer(View):
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
         self._map_thread = None
         self._model = None    # (shape, the DeepMLP last built, the settings its weights were drawn with)
-        self._weights = None  # (settings, the weights last drawn): see _network
+        self._weights = None  # (settings, the weights last drawn) of the schemes SeededDraws does not keep
+        self._draws = SeededDraws(seed)
         px = lambda v: f"{round(v * scale)}px"  # noqa: E731
         wide = {"description_width": px(110)}
 
@@ -224,29 +227,50 @@ class SignalFlowExplorer(View):
         self.numbers.value = self._numbers_html(flow)
         self._clear_message("settings")
         self._clear_message("other")
+        if self.threaded:
+            self._draw_ahead(model)
+
+    def _draw_ahead(self, model):
+        """While no new setting waits, make the unit draws of the network on screen for the other kinds of
+        scheme, a layer (about 2 ms) at a time: choosing orthogonal weights then costs a multiplication per layer
+        instead of 50 QR decompositions (about 90 ms at width 256) on top of the update."""
+        for scheme in ("kaiming_fan_in", "orthogonal"):  # the normal draws and the orthogonal ones
+            if not self._draws.prefetch(model, scheme, stop=self._renderer.has_pending):
+                return
 
     def _network(self, s):
-        """The network of settings ``s`` with its initial weights. Building it is a third of an update and an
-        orthogonal initialisation (QR decompositions) half of one, so the last network and the last weights
-        drawn are kept: a new learning rate reuses both, batch norm switched on or off reuses the weights."""
+        """The network of settings ``s`` with its initial weights, bit for bit those of ``initialise_`` with the
+        widget's seed. The last network built is kept (a new learning rate reuses it and its weights), and the
+        normal, Xavier-normal, He, LeCun and orthogonal weights come from ``SeededDraws``: another σ, gain,
+        scheme among those or depth costs a multiplication per layer and the new layers' draws instead of a
+        whole new draw (an orthogonal one is 50 QR decompositions at depth 50)."""
         shape = (s["depth"], s["width"], s["activation"], s["batch_norm"])
-        draw = (s["scheme"], s["sigma"], s["value"], s["activation"], s["depth"], s["width"], self.seed)
-        if self._model is None or self._model[0] != shape:
+        scheme = s["scheme"]
+        draw = (scheme, s["sigma"] if scheme == "normal" else None, s["value"] if scheme == "constant" else None,
+                s["activation"] if scheme in _USES_GAIN else None, s["depth"], s["width"], self.seed)
+        kept = self._model[0] if self._model is not None else None
+        if kept is not None and kept != shape and (kept[0], kept[1], kept[3]) == (shape[0], shape[1], shape[3]):
+            self._model = (shape, self._model[1].set_activation_(shape[2]), self._model[2])  # only the activation
+        elif kept != shape:
             self._model = (shape, deep_mlp(*shape[:2], activation=shape[2], batch_norm=shape[3]), None)
         _, model, drawn = self._model
         if drawn == draw:
             return model
         layers = [m for _, m in initialisable_layers(model)]
-        if self._weights is not None and self._weights[0] == draw:
+        if scheme in SCALED_SCHEMES:
+            weights = self._draws.weights(model, scheme, activation=s["activation"], sigma=s["sigma"])
+        elif self._weights is not None and self._weights[0] == draw:
+            weights = self._weights[1]
+        else:
+            initialise_(model, scheme, activation=s["activation"], sigma=s["sigma"], value=s["value"], seed=self.seed)
+            weights = None
+            self._weights = (draw, [m.weight.detach().clone() for m in layers])
+        if weights is not None:
             with torch.no_grad():
-                for m, w in zip(layers, self._weights[1]):
+                for m, w in zip(layers, weights):
                     m.weight.copy_(w)
                     if m.bias is not None:
                         m.bias.zero_()
-        else:
-            initialise_(model, s["scheme"], activation=s["activation"], sigma=s["sigma"], value=s["value"],
-                        seed=self.seed)
-            self._weights = (draw, [m.weight.detach().clone() for m in layers])
         self._model = (shape, model, draw)
         return model
 
