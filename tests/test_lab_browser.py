@@ -264,8 +264,12 @@ def test_signal_flow_explorer_in_jupyterlab(lab, browser):
         page.locator(".cnnviz-sf select").nth(0).select_option(label="N(0, σ²)")
         page.locator(".cnnviz-sf select").nth(1).select_option(label="tanh")
         explorer.get_by_text("… at layer 50").wait_for(state="visible")
+        # the tanh network's own numbers, not those of the ReLU render in between (its std is 0 too, but its
+        # units are all inactive; a tanh near 0 is in its linear range: none is)
         page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz-sf svg text')]
-            .some(t => t.textContent === 'activations: std at layer 50 = 0')""")
+            .some(t => t.textContent === 'activations: std at layer 50 = 0')
+            && [...document.querySelectorAll('.cnnviz-sf div')].some(d => d.textContent === 'inactive at layer 50'
+                && d.nextElementSibling && d.nextElementSibling.textContent === '0 %')""")
         explorer.screenshot(path=str(SHOTS / "lab_signal_flow_explorer_2_tanh.png"))
         cells = page.locator(".cnnviz-sf button", has_text="×")
         assert cells.count() >= 1                       # the map is there, with diverged runs
