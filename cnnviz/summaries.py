@@ -576,9 +576,9 @@ class _Tracer(TorchDispatchMode):
             windows = _windows_after(packet, args, kwargs, out)
         if windows is not None and call is not None and packet not in _views():
             call.spatial = True  # a convolution, pooling or upsampling ran in this call (a flatten does not)
-        fields = [f for f in (getattr(t, _ATTR, None) for t in _tensors((args, kwargs))) if f is not None]
-        if fields:
-            f = fields[0] if len(fields) == 1 else _merge(fields)
+        carried = [(getattr(t, _ATTR), t) for t in _tensors((args, kwargs)) if getattr(t, _ATTR, None) is not None]
+        if carried:
+            f = carried[0][0] if len(carried) == 1 else _merge(carried, out)
             if windows is not None:
                 f = _compose(f, windows)
             for t in _tensors(out):
@@ -587,9 +587,14 @@ class _Tracer(TorchDispatchMode):
         return out
 
 
-def _merge(fields):
-    """Branches meet (addition, concatenation): per axis the largest r and the largest j."""
-    return tuple((max(f[a][0] for f in fields), max(f[a][1] for f in fields)) for a in range(2))
+def _merge(carried, out):
+    """Branches meet (addition, concatenation, a gate): per axis the largest r, and the largest j of the
+    branches whose map has the output's size. A map broadcast over the output (a squeeze-and-excitation gate of
+    1×1, say) has seen the whole map, so its r counts, but it does not set the spacing of the output's units."""
+    fields = [f for f, _ in carried]
+    size = tuple(out.shape[-2:]) if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
+    full = [f for f, t in carried if size is not None and t.dim() >= 2 and tuple(t.shape[-2:]) == size] or fields
+    return tuple((max(f[a][0] for f in fields), max(f[a][1] for f in full)) for a in range(2))
 
 
 def _compose(f, windows):

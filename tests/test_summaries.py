@@ -232,6 +232,37 @@ def test_branches_take_the_largest_field():
     assert block.receptive_field == 5  # the identity sees 1 pixel, the body 5
 
 
+class _Gate(nn.Module):
+    """Squeeze and excitation: the map times a per-channel gate computed from its global average."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc(nn.functional.adaptive_avg_pool2d(x, 1)))
+
+
+def test_a_broadcast_gate_sees_the_whole_map_but_keeps_the_spacing():
+    """A 1×1 gate broadcast over a map has seen all of it (r covers the map), but the output's units are as far
+    apart as the map's own: every map's jump stays input side / map side. Before, the gate's jump (the whole
+    map) was taken, and in EfficientNet or MobileNet v3 the jumps grew to 10^21."""
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1), _Gate(4), nn.Conv2d(4, 4, 3, stride=2, padding=1),
+                          _Gate(4), nn.Conv2d(4, 4, 3, padding=1))
+    s = summary(model, (2, 32, 32))
+    grouped = {r.name: r for r in s.group(1).rows}
+    assert [grouped[k].jump for k in "01234"] == [2, 2, 4, 4, 4]
+    assert grouped["1"].receptive_field == 3 + (16 - 1) * 2          # the whole 16×16 map, in input pixels
+    assert grouped["2"].receptive_field == grouped["1"].receptive_field + 2 * 2
+    for name in ("efficientnet_b0", "mobilenet_v3_small"):
+        with torch.device("meta"):
+            net = torchvision.models.get_model(name)
+        rows = [r for r in summary(net, (3, 224, 224)).rows if r.receptive_field is not None and len(r.output_shape) == 3]
+        assert len(rows) > 50
+        for r in rows:                                                # 'same' padding and strides that divide
+            assert r.jump == 224 // r.output_shape[-1], (name, r.name)
+
+
 def test_non_square_fields():
     s = summary(nn.Sequential(nn.Conv2d(1, 1, (1, 7), padding=(0, 3)), nn.AdaptiveAvgPool2d(1)), (1, 8, 12))
     assert s.rows[0].receptive_field == (1, 7) and s.rows[0].jump == 1
