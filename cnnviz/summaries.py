@@ -40,7 +40,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnviz.receptive_field import Layer, receptive_field
 
-__all__ = ["summary", "Summary", "SummaryRow", "InputTooSmall", "InputSizeMismatch", "count_params", "MACS_NOTE"]
+__all__ = ["summary", "Summary", "SummaryRow", "InputTooSmall", "InputSizeMismatch", "count_params", "MACS_NOTE",
+           "UNTRACKED_NOTE"]
 
 #: The note every rendering carries: what the MACs column counts.
 MACS_NOTE = ("MACs are multiply–accumulates of the convolution and linear layers for one image "
@@ -51,6 +52,11 @@ Field = Union[Number, Tuple[Number, Number]]
 
 _ATTR = "_cnnviz_receptive_field"  # set on the tensors of one summary's forward pass: ((r_h, j_h), (r_w, j_w))
 _INPUT = ((1, 1), (1, 1))  # an input pixel sees itself; neighbours are one pixel apart
+# the field of a map whose axes were rearranged (a channels-last block, window attention): not followed further
+_UNTRACKED = "untracked"
+#: the note of a row whose receptive field is not worked out
+UNTRACKED_NOTE = ("receptive field not worked out: the map's axes were permuted before this layer (channels-last "
+                  "blocks, window attention), and the summary follows fields only through (C, H, W) maps")
 
 
 class InputTooSmall(ValueError):
@@ -90,6 +96,7 @@ class SummaryRow:
     kernel, a non-square input to a global pooling), or a float after a
     fractional upsampling. ``call`` counts the calls of the same module (0 for
     the first): a module run twice gives two rows with the same ``name``.
+    ``note``: why a row that runs a convolution or pooling has no field (empty otherwise).
     """
     name: str
     kind: str
@@ -100,6 +107,7 @@ class SummaryRow:
     jump: Optional[Field]
     activations: int
     call: int = 0
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,38 +205,42 @@ class Summary:
         except ImportError:
             raise ImportError("Summary.to_dataframe needs pandas: pip install pandas") from None
         columns = ["name", "kind", "output_shape", "params", "macs", "receptive_field", "jump",
-                   "activations", "call"]
+                   "activations", "call", "note"]
         df = pd.DataFrame([[getattr(row, c) for c in columns] for row in self.rows], columns=columns)
         df.attrs.update(self._totals())
         return df
 
     def to_markdown(self) -> str:
         """A Markdown table (MyST, GitHub) of the rows with a total row; ``MACS_NOTE`` says what MACs count."""
-        lines = ["| " + " | ".join(_HEADER) + " |", "|" + "|".join(":---" if k < 2 else "---:"
-                                                                  for k in range(len(_HEADER))) + "|"]
+        header = self._header()
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" if k < 2 or k == 7 else "---:"
+                                                                 for k in range(len(header))) + "|"]
         for cells in self._cells():
             cells[0] = f"`{cells[0]}`" if cells[0] else ""
             lines.append("| " + " | ".join(cells) + " |")
         total = ["**Total**", "", "", f"**{self.total_params:,}**", f"**{self.total_macs:,}**", "", ""]
+        total += [""] * (len(header) - len(total))
         lines.append("| " + " | ".join(total) + " |")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         right = ' style="text-align:right"'
-        head = "".join(f"<th{right if k >= 2 else ''}>{h}</th>" for k, h in enumerate(_HEADER))
-        body = "".join("<tr>" + "".join(f"<td{right if k >= 2 else ''}>{html.escape(c)}</td>"
+        header = self._header()
+        head = "".join(f"<th{right if 2 <= k < 7 else ''}>{h}</th>" for k, h in enumerate(header))
+        body = "".join("<tr>" + "".join(f"<td{right if 2 <= k < 7 else ''}>{html.escape(c)}</td>"
                                         for k, c in enumerate(cells)) + "</tr>" for cells in self._cells())
         total = (f"<tr><th>Total</th><td></td><td></td><th{right}>{self.total_params:,}</th>"
-                 f"<th{right}>{self.total_macs:,}</th><td></td><td></td></tr>")
+                 f"<th{right}>{self.total_macs:,}</th><td></td><td></td>{'<td></td>' * (len(header) - 7)}</tr>")
         notes = "".join(f"<li>{html.escape(line)}</li>" for line in self._total_lines())
         return (f"<table><caption>{html.escape(self._title())}</caption><thead><tr>{head}</tr></thead>"
                 f"<tbody>{body}</tbody><tfoot>{total}</tfoot></table><ul>{notes}</ul>")
 
     def __str__(self) -> str:
-        table = [list(_HEADER)] + self._cells()
-        widths = [max(len(line[k]) for line in table) for k in range(len(_HEADER))]
-        text = ["  ".join(c.ljust(w) if k < 2 else c.rjust(w) for k, (c, w) in enumerate(zip(line, widths)))
-                for line in table]
+        header = self._header()
+        table = [list(header)] + self._cells()
+        widths = [max(len(line[k]) for line in table) for k in range(len(header))]
+        text = ["  ".join(c.ljust(w) if k < 2 or k == 7 else c.rjust(w) for k, (c, w) in enumerate(zip(line, widths)))
+                .rstrip() for line in table]
         rule = "-" * len(text[0])
         return "\n".join([self._title(), text[0], rule, *text[1:], rule, *self._total_lines()])
 
@@ -236,9 +248,14 @@ class Summary:
         c, h, w = self.input_size
         return f"{self.model_name} on a {c}×{h}×{w} input ({len(self.rows)} rows)"
 
+    def _header(self):
+        """The columns; "Note" only when a row has one."""
+        return _HEADER + (("Note",) if any(row.note for row in self.rows) else ())
+
     def _cells(self):
+        noted = any(row.note for row in self.rows)
         return [[row.name, row.kind, _shape(row.output_shape), f"{row.params:,}", f"{row.macs:,}",
-                 _field(row.receptive_field), _field(row.jump)] for row in self.rows]
+                 _field(row.receptive_field), _field(row.jump)] + ([row.note] if noted else []) for row in self.rows]
 
     def _total_lines(self):
         return [
@@ -307,9 +324,14 @@ def summary(model: nn.Module, input_size, *, batch_size: int = 1, device=None) -
     ``r_out = r_in + d(f-1)·j_in``, ``j_out = j_in·s``); a global or adaptive
     pooling, a mean over the spatial axes and a flatten see the whole map;
     and every other operation (additions, concatenations, activations,
-    normalisation, matrix products) takes the largest r and j of its inputs.
+    normalisation, matrix products) takes the largest r and j of its inputs,
+    the j only of inputs of the output's size (a 1×1 squeeze-and-excitation
+    gate broadcast over a map widens its field but does not space its units).
     So a residual addition or an Inception concatenation gets the larger field
-    of its branches.
+    of its branches. A permute or transpose that takes H or W out of the last
+    two places (ConvNeXt's channels-last blocks, Swin's and MaxViT's window
+    attention) ends the tracking: the rows after it get no field and a
+    ``note`` (``UNTRACKED_NOTE``), shown in an extra column of the renderings.
 
     Raises ``InputTooSmall`` (a ``ValueError``) naming the first layer whose
     output would be empty and the smallest input that fits, ``ValueError`` for
@@ -578,13 +600,32 @@ class _Tracer(TorchDispatchMode):
             call.spatial = True  # a convolution, pooling or upsampling ran in this call (a flatten does not)
         carried = [(getattr(t, _ATTR), t) for t in _tensors((args, kwargs)) if getattr(t, _ATTR, None) is not None]
         if carried:
-            f = carried[0][0] if len(carried) == 1 else _merge(carried, out)
-            if windows is not None:
-                f = _compose(f, windows)
+            if any(f is _UNTRACKED for f, _ in carried) or _moves_the_map_axes(packet, args):
+                f = _UNTRACKED
+            else:
+                f = carried[0][0] if len(carried) == 1 else _merge(carried, out)
+                if windows is not None:
+                    f = _compose(f, windows)
             for t in _tensors(out):
                 if id(t) not in self.own:
                     setattr(t, _ATTR, f)
         return out
+
+
+def _moves_the_map_axes(packet, args) -> bool:
+    """A permute or transpose of a (B, C, H, W) map that takes H or W out of the last two places."""
+    aten = torch.ops.aten
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is None or x.dim() < 3 or packet not in (aten.permute, aten.transpose):
+        return False
+    n = x.dim()
+    order = list(range(n))
+    if packet is aten.permute:
+        order = [d % n for d in args[1]]
+    else:
+        a, b = args[1] % n, args[2] % n
+        order[a], order[b] = order[b], order[a]
+    return order[-2:] != [n - 2, n - 1]
 
 
 def _merge(carried, out):
@@ -771,10 +812,12 @@ def _rows(recorder, batch_size):
         batched = bool(call.shape) and call.shape[0] == batch_size
         shape = call.shape[1:] if batched else call.shape
         field_ = call.field if call.spatial else None
+        note = UNTRACKED_NOTE if field_ is _UNTRACKED else ""
+        field_ = None if field_ is _UNTRACKED else field_
         rows.append(SummaryRow(
             call.name, call.kind, tuple(shape), params, _per_image(call.macs, batch_size),
             _report(field_, 0), _report(field_, 1), call.numel // batch_size if batched else call.numel,
-            call.number))
+            call.number, note))
     return rows
 
 
@@ -782,8 +825,17 @@ def _report(f, k):
     """The r (k = 0) or j (k = 1) of a field as an int, a float, or an (H, W) pair when the axes differ."""
     if f is None:
         return None
-    values = tuple(int(v) if float(v).is_integer() else float(v) for v in (f[0][k], f[1][k]))
+    values = tuple(_number(v) for v in (f[0][k], f[1][k]))
     return values[0] if values[0] == values[1] else values
+
+
+def _number(v):
+    """An int where the value is whole (however large: no float conversion), else a float."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, Fraction) and v.denominator == 1:
+        return int(v)
+    return int(v) if float(v).is_integer() else float(v)
 
 
 def _build(model, recorder, tracer, input_size, batch_size):

@@ -13,7 +13,7 @@ from cnnviz.layers import conv_macs, conv_params, dense_params
 from cnnviz.receptive_field import PRESETS, as_torch, receptive_field
 from cnnviz import models
 from cnnviz.summaries import MACS_NOTE, InputSizeMismatch, InputTooSmall, Summary, count_params, summary
-from model_helpers import assert_no_hooks
+from model_helpers import as_its_weights_build_it, assert_no_hooks, meta_parameters
 
 # an input size per preset on which every layer fits (as in tests/test_receptive_field.py)
 PRESET_INPUT = {"AlexNet conv1–pool2": (227, 227), "LeNet-5 conv–pool": (32, 32)}
@@ -263,6 +263,35 @@ def test_a_broadcast_gate_sees_the_whole_map_but_keeps_the_spacing():
             assert r.jump == 224 // r.output_shape[-1], (name, r.name)
 
 
+def test_every_torchvision_classifier_is_summarised_with_its_published_parameter_count():
+    """torchvision's whole classification registry, each model built as its first weights build it (on the meta
+    device: no memory, no download) and summarised on their input size: never an exception, the parameter total
+    equal to the weights' published ``num_params``, jumps that make sense (at most twice the input's side: a global
+    pooling's jump is the last map's jump times its side, 32 × 8 = 256 on EfficientNet-B1's 240 pixels), and a note on every spatial row whose field is not worked out (channels-last blocks and
+    window attention) instead of a number."""
+    from torchvision.models import get_model_builder, get_model_weights, list_models
+
+    wrong, noted = [], set()
+    names = list_models(module=torchvision.models)
+    assert len(names) > 70
+    for name in names:
+        weights = next(iter(get_model_weights(name)))
+        side = weights.transforms().crop_size[0]
+        with meta_parameters(), as_its_weights_build_it():
+            model = get_model_builder(name)(weights=weights)
+        s = summary(model, (3, side, side))
+        if s.total_params != weights.meta["num_params"]:
+            wrong.append((name, s.total_params, weights.meta["num_params"]))
+        for r in s.rows:
+            if r.jump is not None and max(r.jump if isinstance(r.jump, tuple) else (r.jump,)) > 2 * side:
+                wrong.append((name, r.name, r.jump))
+            if r.note:
+                assert r.receptive_field is None and r.jump is None and "permuted" in r.note
+                noted.add(name.split("_")[0])
+    assert not wrong, wrong
+    assert noted == {"convnext", "maxvit", "swin"}      # the channels-last and window-attention families
+
+
 def test_non_square_fields():
     s = summary(nn.Sequential(nn.Conv2d(1, 1, (1, 7), padding=(0, 3)), nn.AdaptiveAvgPool2d(1)), (1, 8, 12))
     assert s.rows[0].receptive_field == (1, 7) and s.rows[0].jump == 1
@@ -508,5 +537,18 @@ def test_to_dataframe():
     df = s.to_dataframe()
     assert isinstance(df, pd.DataFrame) and len(df) == len(s)
     assert list(df.columns) == ["name", "kind", "output_shape", "params", "macs", "receptive_field", "jump",
-                                "activations", "call"]
+                                "activations", "call", "note"]
     assert df["params"].sum() == s.total_params and df.attrs["total_macs"] == s.total_macs
+
+
+def test_a_note_column_only_where_a_row_has_a_note():
+    plain = summary(TORCHVISION["resnet18"](), (3, 224, 224))
+    with torch.device("meta"):
+        swin = summary(torchvision.models.swin_t(), (3, 224, 224))
+    noted = [r for r in swin.rows if r.note]
+    assert noted and all(r.receptive_field is None for r in noted)
+    assert "Note" not in plain.to_markdown() and "Note" not in str(plain) and "Note" not in plain._repr_html_()
+    for text in (swin.to_markdown(), str(swin), swin._repr_html_()):
+        assert "Note" in text and "receptive field not worked out" in text
+    header, rule = swin.to_markdown().splitlines()[:2]
+    assert header.count("|") == rule.count("|") == 9                     # eight columns
