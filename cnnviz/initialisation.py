@@ -230,6 +230,17 @@ def draw_scale(scheme: str, weight_shape, *, activation: str = "relu", sigma: fl
     return g
 
 
+_NOT_ON_CPU = "not on the CPU"
+
+
+def _weight_shapes(model: nn.Module):
+    """``[(shape, dtype)]`` of the weights ``initialise_`` touches, or ``_NOT_ON_CPU``."""
+    layers = [m for _, m in initialisable_layers(model)]
+    if any(m.weight.device.type != "cpu" for m in layers):
+        return _NOT_ON_CPU
+    return [(tuple(m.weight.shape), m.weight.dtype) for m in layers]
+
+
 class SeededDraws:
     """The weights ``initialise_(model, scheme, seed=seed)`` gives, bit for bit, for the schemes of
     ``SCALED_SCHEMES``, with the unit draws kept from one call to the next.
@@ -257,24 +268,21 @@ class SeededDraws:
                             f"initialise {scheme!r} with initialise_.")
         _check_scheme(scheme, sigma, None)
         _gain(activation, gain)                                   # a bad gain or activation is refused here
-        layers = [m for _, m in initialisable_layers(model)]
-        if not layers:
+        shapes = _weight_shapes(model)
+        if not shapes:
             raise InitError(f"{type(model).__name__} has no layer an initialisation scheme applies to.")
-        if any(m.weight.device.type != "cpu" for m in layers):
+        if shapes is _NOT_ON_CPU:
             raise InitError("SeededDraws draws CPU weights; move the model to the CPU or use initialise_.")
-        kind = SCALED_SCHEMES[scheme]
-        shapes = [(tuple(m.weight.shape), m.weight.dtype) for m in layers]
-        units = self._units(kind, shapes)
+        units = self._units(SCALED_SCHEMES[scheme], shapes)
         return [u * draw_scale(scheme, shape, activation=activation, sigma=sigma, gain=gain)
                 for u, (shape, _) in zip(units, shapes)]
 
     def prefetch(self, model: nn.Module, scheme: str, *, stop=None) -> bool:
         """Make the unit draws ``weights(model, scheme, ...)`` will need ahead of time, one layer at a time,
         asking ``stop()`` before each (a widget stops as soon as a new setting waits); True when all are made."""
-        layers = [m for _, m in initialisable_layers(model)]
-        if scheme not in SCALED_SCHEMES or any(m.weight.device.type != "cpu" for m in layers):
+        shapes = _weight_shapes(model)
+        if scheme not in SCALED_SCHEMES or shapes is _NOT_ON_CPU:
             return False
-        shapes = [(tuple(m.weight.shape), m.weight.dtype) for m in layers]
         return self._units(SCALED_SCHEMES[scheme], shapes, stop) is not None
 
     def _units(self, kind: str, shapes: list, stop=None) -> list:

@@ -11,8 +11,8 @@ the model, its train/eval flags are restored, and denormal floats are flushed wh
 He et al. 2015 did), and ``digits_batch`` a batch of the embedded digits for it.
 """
 import math
-import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
@@ -313,36 +313,16 @@ def _in_two_halves(names, tensors) -> list:
     return first.result() + second
 
 
-class _Result:
-    def __init__(self):
-        self.value, self.error = None, None
-
-    def result(self):
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
 @contextmanager
 def _beside(fn, *args):
     """Run ``fn(*args)`` on another thread (denormals flushed there too) while the ``with`` block runs on this
-    one; the block gets a ``_Result`` whose ``result()`` returns its value or raises its error. The thread is
-    always joined before the block is left: none outlives the call."""
-    out = _Result()
-
+    one; the block gets its ``Future``. The thread is joined before the block is left: none outlives the call."""
     def work():
-        try:
-            with flush_denormals():
-                out.value = fn(*args)
-        except BaseException as err:  # handed to the caller's thread
-            out.error = err
+        with flush_denormals():
+            return fn(*args)
 
-    thread = threading.Thread(target=work, name="cnnviz-signal-flow-statistics", daemon=True)
-    thread.start()
-    try:
-        yield out
-    finally:
-        thread.join()
+    with ThreadPoolExecutor(1, thread_name_prefix="cnnviz-signal-flow-statistics") as pool:
+        yield pool.submit(work)
 
 
 def _weight_stats(names, weights, grads, lr) -> list:

@@ -8,6 +8,7 @@ counted here (histograms, inactive shares), and a training loop written out in p
 import copy
 import json
 import math
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import numpy as np
@@ -331,8 +332,8 @@ def test_an_error_on_the_statistics_thread_reaches_the_caller_and_the_thread_is_
 
     @contextmanager
     def on_this_thread(fn, *args):     # the same measurement with no second thread
-        out = sf._Result()
-        out.value = fn(*args)
+        out = Future()
+        out.set_result(fn(*args))
         yield out
 
     monkeypatch.setattr(sf, "_layer_stats", real)
