@@ -159,6 +159,9 @@ def test_architecture_explorer_in_jupyterlab(lab, browser):
 
         page.locator(".cnnviz-arch select").first.select_option(label="ResNet: resnet50")
         page.wait_for_function(f"() => ({_DIAGRAM_TITLE})().startsWith('resnet50 on a 3×224×224 input: 20 blocks')")
+        # the table is a second widget, updated after the diagram: wait until it has changed too
+        page.wait_for_function("""() => document.querySelectorAll('.cnnviz-arch .cnnviz-table tr').length === 22
+            || !!document.querySelector('.cnnviz-arch .cnnviz-table')?.textContent.includes('Bottleneck')""")
         assert page.locator(".cnnviz-arch .cnnviz-table tr").count() == 20 + 2
         assert "Inception" not in explorer.inner_text() and "BottleneckV1" in explorer.inner_text()
 
