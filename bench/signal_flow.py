@@ -12,7 +12,9 @@ fan-out; σ ± 0.1 %; orthogonal with tanh ↔ sigmoid): the weights from the ke
 (``initialisation.SeededDraws``), ``signal_flow``, the SVG and the numbers. Then the worst case, every layer
 drawn anew (the kept draws forgotten before each update: what a new width or the first choice of a kind costs
 without drawing ahead); the threaded explorer choosing orthogonal weights after it has drawn them ahead while
-idle, as in a notebook; one update after a change of depth (network rebuilt, only the new layers drawn); an
+idle, as in a notebook; the threaded explorer with orthogonal weights going from width 128 to 256 after it has
+drawn the other widths ahead (the network of width 256 built anew each time, and kept, as the last
+networks are), and from 64 to 256 (one menu choice); one update after a change of depth (network rebuilt, only the new layers drawn); an
 update after a new learning rate (network and weights kept); one update after a change of width (all drawn).
 Median and 90th percentile in ms. Then the trainability map (cnnviz.trainability.EMBEDDED_MAP, 72 runs)
 computed from scratch into a temporary cache, and read back from it.
@@ -37,6 +39,36 @@ from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map
 
 def _load():
     return "/".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def _threaded(reps, start, turns, first_visit=False):
+    """Median and 90th percentile (ms) of a threaded explorer's update to ``turns[0]``, from the setting to the
+    new picture, alternating with ``turns[1]``; after each update the explorer is left idle until it has drawn
+    ahead, as a user pausing on a setting leaves it. ``first_visit``: the networks built before are forgotten
+    (the new width's network is built, as on the first visit to that width)."""
+    import threading
+
+    from cnnviz.widgets import SignalFlowExplorer
+
+    w = SignalFlowExplorer(depth=50, width=256, trainability=False, **start)
+    w.wait(60)
+    shown = threading.Event()
+    w.picture.observe(lambda change: shown.set(), names=["value"])
+    times = []
+    for k in range(reps):
+        for i, turn in enumerate(turns):
+            shown.clear()
+            if first_visit:
+                w._built.clear()
+            t0 = time.perf_counter()
+            w.set(**turn)
+            shown.wait(60)
+            if i == 0:
+                times.append(1000 * (time.perf_counter() - t0))
+            w.wait(60)
+    w._renderer.close()
+    times.sort()
+    return times[len(times) // 2], times[int(0.9 * (len(times) - 1))]
 
 
 def main():
@@ -87,20 +119,14 @@ def main():
         m, p = time_ms(first_draw, args.reps)
         print(f"{'every layer drawn anew, ' + label:40} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
     # threaded, as in a notebook: the explorer draws the other kinds' unit weights while idle
-    w = SignalFlowExplorer(depth=50, width=256, trainability=False)
-    w.wait(60)
-    times = []
-    for k in range(args.reps):
-        for scheme in ("orthogonal", "kaiming_fan_in"):
-            t0 = time.perf_counter()
-            w.set(scheme=scheme)
-            w.wait(60)
-            if scheme == "orthogonal":
-                times.append(1000 * (time.perf_counter() - t0))
-    w._renderer.close()
-    times.sort()
-    m, p = times[len(times) // 2], times[int(0.9 * (len(times) - 1))]
-    print(f"{'threaded: He → orthogonal, drawn ahead':40} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
+    ortho, widths = dict(scheme="orthogonal", activation="tanh"), [dict(width=256), dict(width=128)]
+    for label, start, turns in (("threaded: He → orthogonal, drawn ahead", dict(scheme="kaiming_fan_in"),
+                                 [dict(scheme="orthogonal"), dict(scheme="kaiming_fan_in")]),
+                                ("threaded: orthogonal, 128 → new width 256", ortho, widths),
+                                ("threaded: orthogonal, 128 → 256 again", ortho, widths),
+                                ("threaded: orthogonal, a jump 64 → 256", ortho, [dict(width=256), dict(width=64)])):
+        m, p = _threaded(args.reps, start, turns, first_visit="new width" in label)
+        print(f"{label:40} {'':>14} {'':>14} {m:6.0f} / {p:5.0f}")
     w = SignalFlowExplorer(trainability=False, threaded=False)
     t0 = time.perf_counter()
     w.set(depth=49)

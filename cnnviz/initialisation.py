@@ -8,6 +8,7 @@ layer: Glorot & Bengio 2010 (Xavier), He et al. 2015 (Kaiming), LeCun et al. 199
 """
 import math
 import numbers
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -250,14 +251,20 @@ class SeededDraws:
     Another scheme of the same kind, another activation's gain or another σ then costs one multiplication per
     layer (``draw_scale``) instead of a new draw (50 QR decompositions for an orthogonal network of depth 50),
     and a network whose first layers have the shapes of the last one (another depth) draws only the layers
-    after them. For CPU models; torch's global random state is left as it was.
+    after them. Draws are kept per kind and first layer's shape (a width), for the ``keep`` networks used
+    last, so that going back to a width draws nothing. For CPU models; torch's global random state is left as
+    it was.
     """
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, *, keep: int = 8):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InitError(f"seed must be a whole number, got {seed!r}.")
-        self.seed = seed
-        self._chains = {}   # kind → (shapes, unit draws, generator states: [before layer 1, after layer 1, ...])
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise InitError(f"keep must be a whole number of at least 1, got {keep!r}.")
+        self.seed, self.keep = seed, keep
+        # (kind, first layer's shape) → (shapes, unit draws, generator states: [before layer 1, after 1, ...]),
+        # the one used last at the end
+        self._chains = OrderedDict()
         self.drawn = 0      # layers drawn so far (the rest were reused)
 
     def weights(self, model: nn.Module, scheme: str, *, activation: str = "relu", sigma: float = None,
@@ -277,20 +284,26 @@ class SeededDraws:
         return [u * draw_scale(scheme, shape, activation=activation, sigma=sigma, gain=gain)
                 for u, (shape, _) in zip(units, shapes)]
 
-    def prefetch(self, model: nn.Module, scheme: str, *, stop=None) -> bool:
+    def prefetch(self, model, scheme: str, *, stop=None) -> bool:
         """Make the unit draws ``weights(model, scheme, ...)`` will need ahead of time, one layer at a time,
-        asking ``stop()`` before each (a widget stops as soon as a new setting waits); True when all are made."""
-        shapes = _weight_shapes(model)
-        if scheme not in SCALED_SCHEMES or shapes is _NOT_ON_CPU:
+        asking ``stop()`` before each (a widget stops as soon as a new setting waits); True when all are made.
+        ``model`` is a module or the ``[(shape, dtype)]`` of its weights in ``initialisable_layers`` order (a
+        widget draws ahead for a network it has not built)."""
+        shapes = model if isinstance(model, list) else _weight_shapes(model)
+        if scheme not in SCALED_SCHEMES or shapes is _NOT_ON_CPU or not shapes:
             return False
         return self._units(SCALED_SCHEMES[scheme], shapes, stop) is not None
 
     def _units(self, kind: str, shapes: list, stop=None) -> list:
-        if kind not in self._chains:
+        key = (kind, shapes[0])
+        if key not in self._chains:
             with torch.random.fork_rng(devices=[]):
                 torch.default_generator.manual_seed(self.seed)        # as initialise_ seeds it
-                self._chains[kind] = ([], [], [torch.get_rng_state()])
-        old_shapes, units, states = self._chains[kind]
+                self._chains[key] = ([], [], [torch.get_rng_state()])
+            while len(self._chains) > self.keep:
+                self._chains.popitem(last=False)                      # the network used longest ago
+        self._chains.move_to_end(key)
+        old_shapes, units, states = self._chains[key]
         same = 0
         while same < min(len(shapes), len(old_shapes)) and shapes[same] == old_shapes[same]:
             same += 1

@@ -54,6 +54,8 @@ class DeepMLP(nn.Sequential):
         network): what ``deep_mlp`` with that activation builds, without drawing its default weights again."""
         if activation not in _MODULES:
             raise InitError(f"Unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
+        if activation == self.activation:
+            return self
         for name in self.signal_layers:
             setattr(self, name, _MODULES[activation]())
         self.activation = activation
@@ -67,25 +69,45 @@ def _count(value, name: str, low: int, high: int) -> int:
 
 
 def deep_mlp(depth: int, width: int, *, activation: str = "relu", batch_norm: bool = False, in_features: int = 64,
-             num_classes: int = 10) -> DeepMLP:
+             num_classes: int = 10, empty: bool = False) -> DeepMLP:
     """A fully connected network of ``depth`` hidden layers of ``width`` units, each followed by batch
     normalisation (``batch_norm=True``) and ``activation`` ("relu", "tanh", "sigmoid" or "linear"), then a
     linear classifier. Input ``(B, in_features)``, output ``(B, num_classes)``. Weights are torch's defaults:
-    initialise them with ``cnnviz.initialisation.initialise_``."""
+    initialise them with ``cnnviz.initialisation.initialise_``. ``empty=True``: the linear layers' weights and
+    biases are left uninitialised (allocated, nothing drawn, torch's random state untouched; batch norm at its
+    defaults), for a caller that writes them all, as ``initialise_`` does."""
     depth = _count(depth, "depth (number of hidden layers)", 1, MAX_DEPTH)
     width = _count(width, "width (units per layer)", 1, MAX_WIDTH)
     if activation not in _MODULES:
         raise InitError(f"Unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
+    device = "meta" if empty else None
     layers, names, n_in = OrderedDict(), [], in_features
     for k in range(1, depth + 1):
-        layers[f"fc{k}"] = nn.Linear(n_in, width, bias=not batch_norm)  # BN's β replaces the bias
+        layers[f"fc{k}"] = nn.Linear(n_in, width, bias=not batch_norm, device=device)  # BN's β replaces the bias
         if batch_norm:
-            layers[f"bn{k}"] = nn.BatchNorm1d(width)
+            layers[f"bn{k}"] = nn.BatchNorm1d(width, device=device)
         layers[f"act{k}"] = _MODULES[activation]()
         names.append(f"act{k}")
         n_in = width
-    layers["out"] = nn.Linear(n_in, num_classes)
-    return DeepMLP(layers, tuple(names), activation)
+    layers["out"] = nn.Linear(n_in, num_classes, device=device)
+    net = DeepMLP(layers, tuple(names), activation)
+    if empty:
+        net.to_empty(device="cpu")
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.reset_parameters()       # γ = 1, β = 0, running mean 0, variance 1, no batch counted
+    return net
+
+
+def deep_mlp_weight_shapes(depth: int, width: int, *, in_features: int = 64, num_classes: int = 10,
+                           dtype: torch.dtype = None) -> list:
+    """``[(shape, dtype)]`` of the weights of ``deep_mlp(depth, width, ...)`` in layer order (with or without
+    batch normalisation), without building it; ``dtype``: torch's default unless given."""
+    dtype = dtype or torch.get_default_dtype()
+    depth = _count(depth, "depth (number of hidden layers)", 1, MAX_DEPTH)
+    width = _count(width, "width (units per layer)", 1, MAX_WIDTH)
+    return ([((width, in_features), dtype)] + [((width, width), dtype)] * (depth - 1)
+            + [((num_classes, width), dtype)])
 
 
 def digits_batch(n: int = 256, *, seed: int = 0):

@@ -166,8 +166,25 @@ def test_seeded_draws_are_initialise_bit_for_bit_and_draw_only_new_layers(scheme
         assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want)), (model, activation)
         drawn.append(draws.drawn)
     # depth 5 (6 layers), the same shapes again (none), depth 7 (fc6, fc7, out), depth 3 (out), a CNN (3),
-    # depth 7 again: the chain was cut after the CNN's first layer differed, so all 8 layers again
-    assert drawn == [6, 6, 9, 10, 13, 21]
+    # depth 7 again: its chain (kept per first layer's shape, beside the CNN's) ends after depth 3's fc3, so
+    # fc4-fc7 and out (5)
+    assert drawn == [6, 6, 9, 10, 13, 18]
+
+
+def test_seeded_draws_keep_each_width_and_forget_the_network_used_longest_ago():
+    draws = SeededDraws(seed=1, keep=2)
+    for width in (16, 32, 16, 32):                     # back to a width: nothing drawn
+        draws.weights(deep_mlp(4, width), "orthogonal")
+    assert draws.drawn == 2 * 5
+    draws.weights(deep_mlp(4, 8), "orthogonal")          # a third width: width 16's draws forgotten
+    draws.weights(deep_mlp(4, 32), "orthogonal")
+    assert draws.drawn == 3 * 5
+    got = draws.weights(deep_mlp(4, 16), "orthogonal")
+    assert draws.drawn == 4 * 5
+    want = initialise_(deep_mlp(4, 16), "orthogonal", seed=1)
+    assert all(torch.equal(a, m.weight) for a, (_, m) in zip(got, initialisable_layers(want)))
+    with pytest.raises(InitError, match="keep must be"):
+        SeededDraws(keep=0)
 
 
 def test_draw_scale_refuses_what_is_not_a_scaled_draw():

@@ -526,3 +526,17 @@ def test_map_round_trips_through_a_dict_and_json():
     assert m.trainable_share(False, threshold=0.5) == 0.5 and m.trainable_share(True) == 0.0
     with pytest.raises(ValueError):
         TrainabilityMap.from_dict({**m.to_dict(), "format": "trainability-0"})
+
+
+def test_an_empty_deep_mlp_once_initialised_is_the_built_one_and_draws_nothing():
+    """Oracle: deep_mlp with torch's default weights, both then initialised by initialise_ with one seed; batch
+    norm's parameters and statistics at their defaults; torch's random state untouched by the empty build."""
+    for bn in (False, True):
+        state = torch.get_rng_state()
+        empty = deep_mlp(4, 16, batch_norm=bn, activation="tanh", empty=True)
+        assert torch.equal(torch.get_rng_state(), state)
+        built = deep_mlp(4, 16, batch_norm=bn, activation="tanh")
+        a = initialise_(empty, "xavier_normal", activation="tanh", seed=2).state_dict()
+        b = initialise_(built, "xavier_normal", activation="tanh", seed=2).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), bn
+        assert all(p.device.type == "cpu" for p in empty.parameters())

@@ -9,9 +9,9 @@ import torch
 
 from cnnviz.figures.initialisation import (batch_dependence_figure, norm_axes_figure, signal_flow_figure,
                                            signal_flow_svg, std_by_layer_figure, trainability_figure)
-from cnnviz.initialisation import InitError, initialise_
+from cnnviz.initialisation import InitError, initialisable_layers, initialise_
 from cnnviz.normalisation import NORMS, batch_dependence, norm_axes
-from cnnviz.signal_flow import LOG_EDGES, deep_mlp, digits_batch, flow_grid, signal_flow
+from cnnviz.signal_flow import LOG_EDGES, deep_mlp, deep_mlp_weight_shapes, digits_batch, flow_grid, signal_flow
 from cnnviz.trainability import MapConfig, trainability_map
 
 widgets_mod = pytest.importorskip("cnnviz.widgets")
@@ -131,14 +131,46 @@ def test_an_idle_explorer_draws_the_orthogonal_weights_ahead_and_they_are_initia
     orthogonal weights then draws no layer, and the network shown still has initialise_'s weights."""
     w = SignalFlowExplorer(depth=8, width=32, trainability=False)    # He: the normal draws made for the render
     assert w.wait(30)
-    assert w._draws.drawn == 2 * 9                                     # 9 layers, normal and orthogonal
+    # 9 layers, normal and orthogonal, at every width up to 256 (32 first, then 64 and 16, then the others)
+    assert w._draws.drawn == 6 * 2 * 9
     w.scheme.value = "orthogonal"
-    assert w.wait(30) and w._draws.drawn == 2 * 9
+    assert w.wait(30) and w._draws.drawn == 6 * 2 * 9
     s = w.settings
     fresh = initialise_(deep_mlp(8, 32, activation=s["activation"]), "orthogonal", activation=s["activation"], seed=0)
     model = w._model[1]
     assert all(torch.equal(a.weight, b.weight) for a, b in zip(model.modules(), fresh.modules())
                if isinstance(a, torch.nn.Linear))
+
+
+def test_an_idle_explorer_draws_the_neighbouring_widths_ahead():
+    """After the network on screen, the idle explorer makes the draws of the widths one step narrower and
+    wider: another width with orthogonal weights then draws no layer, and its weights are initialise_'s."""
+    w = SignalFlowExplorer("orthogonal", activation="tanh", depth=6, width=32, trainability=False)
+    assert w.wait(30)
+    first = w._model[1]
+    assert w._draws.drawn == 6 * 2 * 7                   # widths 8-256; orthogonal and normal; 7 layers
+    w.width.value = 256                                     # a jump
+    assert w.wait(30)
+    assert w._draws.drawn == 6 * 2 * 7 + 2 * 7              # only width 512's draws, ahead
+    w.width.value = 64
+    assert w.wait(30)
+    model = w._model[1]
+    fresh = initialise_(deep_mlp(6, 64, activation="tanh"), "orthogonal", activation="tanh", seed=0)
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(model.modules(), fresh.modules())
+               if isinstance(a, torch.nn.Linear))
+    assert w._draws.drawn == 6 * 2 * 7 + 2 * 7            # nothing drawn
+    w.set(width=32, activation="relu")                     # back: the network built for width 32 is reused
+    assert w.wait(30) and w._model[1] is first and w._model[1].activation == "relu"
+    fresh = initialise_(deep_mlp(6, 32), "orthogonal", seed=0)
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(first.modules(), fresh.modules())
+               if isinstance(a, torch.nn.Linear))
+
+
+def test_deep_mlp_weight_shapes_are_those_of_the_network():
+    for depth, width, bn in ((1, 8, False), (5, 32, True), (50, 256, False)):
+        net = deep_mlp(depth, width, batch_norm=bn)
+        assert deep_mlp_weight_shapes(depth, width) == [(tuple(m.weight.shape), m.weight.dtype)
+                                                        for _, m in initialisable_layers(net)]
 
 
 def test_drawing_ahead_stops_when_a_new_setting_waits():

@@ -9,6 +9,7 @@ runs on a worker thread that always takes the newest request.
 """
 import math
 import threading
+from collections import OrderedDict
 
 import ipywidgets as widgets
 import torch
@@ -16,7 +17,7 @@ import torch
 from cnnviz.figures.initialisation import signal_flow_svg
 from cnnviz.initialisation import (ACTIVATIONS, SCALED_SCHEMES, SCHEMES, InitError, SeededDraws,
                                    initialisable_layers, initialise_, is_finite_number)
-from cnnviz.signal_flow import deep_mlp, digits_batch, signal_flow
+from cnnviz.signal_flow import deep_mlp, deep_mlp_weight_shapes, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map, is_cached
 from cnnviz.widgets._base import LatestOnly, View, Worker, guarded, info_html, scoped_style
 
@@ -25,6 +26,7 @@ __all__ = ["SignalFlowExplorer", "LIMITS"]
 #: what the controls allow (the functions themselves allow more: cnnviz.signal_flow.MAX_DEPTH)
 LIMITS = {"depth": (1, 50), "sigma": (1e-3, 10.0), "lr": (1e-4, 10.0)}
 WIDTHS = (8, 16, 32, 64, 128, 256, 512)
+_KEEP_BUILT = 3  # networks kept besides the one on screen: the two neighbouring widths and the last one shown
 #: the schemes whose weights depend on the activation (through its gain)
 _USES_GAIN = ("xavier_uniform", "xavier_normal", "kaiming_fan_in", "kaiming_fan_out", "orthogonal")
 _ACCURACY_COLOURS = ((0.9, "#2e7d32", "white"), (0.5, "#9ccc65", "black"), (0.2, "#fff59d", "black"),
@@ -94,9 +96,10 @@ class SignalFlowExplorer(View):
         self._x, self._y = digits_batch(batch, seed=seed)
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
         self._map_thread = None
-        self._model = None    # (shape, the DeepMLP last built, the settings its weights were drawn with)
+        self._model = None    # (shape, the DeepMLP on screen, the settings its weights were drawn with)
+        self._built = OrderedDict()  # (depth, width, BN) → (DeepMLP, its draw settings) of the last networks before
         self._weights = None  # (settings, the weights last drawn) of the schemes SeededDraws does not keep
-        self._draws = SeededDraws(seed)
+        self._draws = SeededDraws(seed, keep=2 * len(WIDTHS))  # both kinds at every width
         px = lambda v: f"{round(v * scale)}px"  # noqa: E731
         wide = {"description_width": px(110)}
 
@@ -232,11 +235,31 @@ class SignalFlowExplorer(View):
 
     def _draw_ahead(self, model):
         """While no new setting waits, make the unit draws of the network on screen for the other kinds of
-        scheme, a layer (about 2 ms) at a time: choosing orthogonal weights then costs a multiplication per layer
-        instead of 50 QR decompositions (about 90 ms at width 256) on top of the update."""
-        for scheme in ("kaiming_fan_in", "orthogonal"):  # the normal draws and the orthogonal ones
-            if not self._draws.prefetch(model, scheme, stop=self._renderer.has_pending):
-                return
+        scheme, then those of the networks one width step narrower and wider, then of the other widths, a
+        layer (about 2 ms at width 256) at a time: choosing orthogonal weights, or another width with
+        orthogonal weights, then costs a multiplication per layer instead of 50 QR decompositions (about 90 ms
+        at width 256) on top of the update. The two neighbouring networks are built too."""
+        kinds = ("kaiming_fan_in", "orthogonal")  # the normal draws and the orthogonal ones
+        if SCALED_SCHEMES.get(self._model[2][0]) == "orthogonal":
+            kinds = kinds[::-1]                    # the kind on screen first
+        (depth, _, _, bn), i = self._model[0], WIDTHS.index(self._model[0][1])
+        near = [WIDTHS[j] for j in (i + 1, i - 1) if 0 <= j < len(WIDTHS)]
+        # every other width up to 256 too (a menu jumps), the nearest first: 0.1 s more at most, 30 MB in all
+        others = sorted((w for w in WIDTHS if w <= 256 and w not in near and w != WIDTHS[i]),
+                        key=lambda w: abs(WIDTHS.index(w) - i))
+        for net in [model] + [deep_mlp_weight_shapes(depth, w) for w in near + others]:
+            for scheme in kinds:
+                if not self._draws.prefetch(net, scheme, stop=self._renderer.has_pending):
+                    return
+        # then build those networks (about 10 ms at width 256; not at 512, whose update takes half a second)
+        for w in near:
+            if w <= 256 and (depth, w, bn) not in self._built:
+                if self._renderer.has_pending():
+                    return
+                self._built[(depth, w, bn)] = (deep_mlp(depth, w, activation=model.activation, batch_norm=bn,
+                                                        empty=True), None)
+                while len(self._built) > _KEEP_BUILT:
+                    self._built.popitem(last=False)
 
     def _network(self, s):
         """The network of settings ``s`` with its initial weights, bit for bit those of ``initialise_`` with the
@@ -249,10 +272,16 @@ class SignalFlowExplorer(View):
         draw = (scheme, s["sigma"] if scheme == "normal" else None, s["value"] if scheme == "constant" else None,
                 s["activation"] if scheme in _USES_GAIN else None, s["depth"], s["width"], self.seed)
         kept = self._model[0] if self._model is not None else None
-        if kept is not None and kept != shape and (kept[0], kept[1], kept[3]) == (shape[0], shape[1], shape[3]):
-            self._model = (shape, self._model[1].set_activation_(shape[2]), self._model[2])  # only the activation
-        elif kept != shape:
-            self._model = (shape, deep_mlp(*shape[:2], activation=shape[2], batch_norm=shape[3]), None)
+        if kept != shape:
+            size = (shape[0], shape[1], shape[3])
+            if kept is not None:
+                self._built[(kept[0], kept[1], kept[3])] = self._model[1:]
+            model, drawn = self._built.pop(size, (None, None))
+            if model is None:   # a network not among the last few built (another activation costs nothing)
+                model = deep_mlp(*shape[:2], activation=shape[2], batch_norm=shape[3], empty=True)
+            self._model = (shape, model.set_activation_(shape[2]), drawn)
+            while len(self._built) > _KEEP_BUILT:
+                self._built.popitem(last=False)
         _, model, drawn = self._model
         if drawn == draw:
             return model
