@@ -25,13 +25,17 @@ tower (``alexnet``: Krizhevsky et al. measured the two-GPU network, ``alexnet_2g
 ``KERAS_TABLE`` holds the rows of the lecture's Keras applications table that match a
 registered model, as printed, so that the book can set its parameter counts and
 depths beside cnnviz's computed ones.
+
+``QUOTES`` holds the other published figures the book cites (test-set errors of competition
+entries, ImageNet's size, ResNet's training recipe), each with its source and table.
 """
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import List, Optional, Tuple
 
-__all__ = ["ImageNetResult", "imagenet_results", "results_for", "result", "KerasRow", "KERAS_TABLE", "source_label"]
+__all__ = ["ImageNetResult", "imagenet_results", "results_for", "result", "KerasRow", "KERAS_TABLE", "source_label",
+           "Quote", "QUOTES", "quote"]
 
 
 @dataclass(frozen=True)
@@ -239,3 +243,108 @@ KERAS_TABLE = (
     KerasRow("densenet169", "DenseNet169", 57, 0.762, 0.932, 14_307_880, 169),
     KerasRow("densenet201", "DenseNet201", 80, 0.773, 0.936, 20_242_984, 201),
 )
+
+
+# ----------------------------------------------------------------------------- other published figures
+
+@dataclass(frozen=True)
+class Quote:
+    """A published figure that is not an ILSVRC-2012 validation accuracy of a registered model: a test-set
+    error of a competition entry, a data set's size, a training setting. As printed, with its source.
+
+    ``printed`` is the number as the source prints it (``"17.0"``, ``"4.20"``, ``"15,000,000"``), ``value``
+    the number, in ``unit`` ("%" for error rates); ``what`` says what was measured or set, on which data;
+    ``source`` is a BibTeX key of ``book/references.bib``; ``where`` the table, row or section.
+    """
+    key: str
+    printed: str
+    unit: str
+    what: str
+    source: str
+    where: str
+
+    @property
+    def value(self) -> float:
+        return float(self.printed.replace(",", ""))
+
+    def __str__(self) -> str:
+        """``"3.57 %"``, ``"15,000,000 images"``, ``"0.0001"``: the printed number and its unit."""
+        return f"{self.printed} {self.unit}" if self.unit else self.printed
+
+
+_ILSVRC15 = "top-5 error of an ensemble on the ILSVRC test set (He et al.'s Table 5: "
+_QUOTES = (
+    # Krizhevsky et al. 2012
+    Quote("imagenet_images", "15,000,000", "images", "ImageNet as a whole: 'over 15 million labeled high-resolution "
+          "images' (the ILSVRC subset has about 1.2 million training images in 1,000 classes)",
+          "krizhevsky2012imagenet", "section 1"),
+    Quote("imagenet_categories", "22,000", "categories", "ImageNet as a whole: 'over 22,000 categories'",
+          "krizhevsky2012imagenet", "section 1"),
+    Quote("alexnet_ilsvrc2010_top1", "37.5", "%", "AlexNet (one network), top-1 error on the ILSVRC-2010 test set "
+          "(the only year whose test labels were public)", "krizhevsky2012imagenet", "abstract and Table 1"),
+    Quote("alexnet_ilsvrc2010_top5", "17.0", "%", "AlexNet (one network), top-5 error on the ILSVRC-2010 test set",
+          "krizhevsky2012imagenet", "abstract and Table 1"),
+    Quote("alexnet_ilsvrc2012_top5", "15.3", "%", "the ILSVRC-2012 winning entry (seven AlexNets, two of them "
+          "pre-trained on the whole Fall-2011 ImageNet), top-5 test error", "krizhevsky2012imagenet", "abstract and Table 2"),
+    Quote("ilsvrc2012_second_top5", "26.2", "%", "the second-best ILSVRC-2012 entry, top-5 test error",
+          "krizhevsky2012imagenet", "abstract"),
+    # ILSVRC 2013 and 2014, as the VGG paper's comparison lists them
+    Quote("zfnet_ilsvrc2013_top5", "14.8", "%", "Zeiler & Fergus's ensemble of 6 networks, top-5 test error",
+          "zeiler2014visualizing", "Table 2, row '6 convnets, (a) & (b) combined'"),
+    Quote("clarifai_ilsvrc2013_top5", "11.7", "%", "Clarifai's ILSVRC-2013 winning entry (Zeiler's company; several "
+          "networks), top-5 test error", "simonyan2015very", "Table 7, row 'Clarifai (multiple nets)'"),
+    Quote("vgg_ilsvrc2014_top5", "7.3", "%", "VGG's ILSVRC-2014 submission (7 networks, dense evaluation), top-5 "
+          "test error", "simonyan2015very", "Table 7, row 'VGG (ILSVRC submission, 7 nets, dense eval.)'"),
+    Quote("vgg_best_top5", "6.8", "%", "VGG after the competition (2 networks, multi-crop and dense evaluation), "
+          "top-5 test error", "simonyan2015very", "Table 7, row 'VGG (2 nets, multi-crop & dense eval.)'"),
+    Quote("googlenet_ilsvrc2014_top5", "6.67", "%", "GoogLeNet's ILSVRC-2014 winning entry (7 networks, 144 crops), "
+          "top-5 test error", "szegedy2015going", "Table 2, row 'GoogLeNet, 2014, 1st'"),
+    # He et al. 2016, Table 5: ensembles, top-5 error on the test set
+    Quote("t5_vgg_ilsvrc14", "7.32", "%", _ILSVRC15 + "VGG, ILSVRC'14)", "he2016deep", "Table 5, row 'VGG (ILSVRC'14)'"),
+    Quote("t5_googlenet_ilsvrc14", "6.66", "%", _ILSVRC15 + "GoogLeNet, ILSVRC'14)", "he2016deep",
+          "Table 5, row 'GoogLeNet (ILSVRC'14)'"),
+    Quote("t5_vgg_v5", "6.8", "%", _ILSVRC15 + "VGG, v5 of the paper)", "he2016deep", "Table 5, row 'VGG (v5)'"),
+    Quote("t5_prelu", "4.94", "%", _ILSVRC15 + "PReLU-net)", "he2016deep", "Table 5, row 'PReLU-net'"),
+    Quote("t5_bn_inception", "4.82", "%", _ILSVRC15 + "BN-Inception)", "he2016deep", "Table 5, row 'BN-inception'"),
+    Quote("t5_resnet_ilsvrc15", "3.57", "%", _ILSVRC15 + "ResNet, the ILSVRC-2015 winning entry: six networks of "
+          "different depths, two of them ResNet-152)", "he2016deep", "Table 5, row 'ResNet (ILSVRC'15)'"),
+    # He et al. 2016, section 3.4: the ImageNet training recipe
+    Quote("resnet_batch", "256", "images", "ResNet's ImageNet mini-batch size", "he2016deep", "section 3.4"),
+    Quote("resnet_lr", "0.1", "", "ResNet's first learning rate, divided by 10 when the error plateaus", "he2016deep",
+          "section 3.4"),
+    Quote("resnet_weight_decay", "0.0001", "", "ResNet's weight decay", "he2016deep", "section 3.4"),
+    Quote("resnet_momentum", "0.9", "", "ResNet's SGD momentum", "he2016deep", "section 3.4"),
+    Quote("resnet_iterations", "600,000", "iterations", "ResNet's training length ('up to 60 × 10⁴ iterations')",
+          "he2016deep", "section 3.4"),
+    # Iandola et al. 2016, Table 2: model sizes
+    Quote("alexnet_mb", "240", "MB", "AlexNet's model file, 32-bit weights, uncompressed", "iandola2016squeezenet",
+          "Table 2, row 'AlexNet, None (baseline)'"),
+    Quote("squeezenet_mb", "4.8", "MB", "SqueezeNet's model file, 32-bit weights, uncompressed",
+          "iandola2016squeezenet", "Table 2, row 'SqueezeNet (ours), None'"),
+    Quote("squeezenet_compressed_mb", "0.47", "MB", "SqueezeNet after Deep Compression (pruning, then the "
+          "remaining weights stored as 6-bit codes into a table of shared values)", "iandola2016squeezenet",
+          "Table 2, row 'SqueezeNet (ours), Deep Compression, 6 bit'"),
+    Quote("squeezenet_compressed_bits", "6", "bits", "the width of each stored weight code in that model",
+          "iandola2016squeezenet", "Table 2, row 'SqueezeNet (ours), Deep Compression, 6 bit'"),
+    Quote("squeezenet_reduction", "510", "×", "how much smaller than AlexNet's file that model is",
+          "iandola2016squeezenet", "abstract and Table 2"),
+    # Shao et al. 2016 (Trimps-Soushen, ILSVRC 2016), as the lecture reproduces their table
+    *(Quote(f"shao_{key}", err, "%", f"{label}, top-5 error on the ImageNet validation set, single model in a "
+            "multi-scale evaluation", "shao2016good", f"the lecture's copy of the table, column '{label}'")
+      for key, label, err in (("inception_v3", "Inception-v3", "4.20"), ("inception_v4", "Inception-v4", "4.01"),
+                              ("inception_resnet_v2", "Inception-Resnet-v2", "3.52"),
+                              ("resnet200", "Resnet-200", "4.26"), ("wrn68_3", "Wrn-68-3", "4.65"))),
+    Quote("shao_fusion_val", "2.92", "%", "the fusion of the five, top-5 error on the ImageNet validation set",
+          "shao2016good", "the lecture's copy of the table, column 'Fusion (Val.)'"),
+    Quote("shao_fusion_test", "2.99", "%", "the fusion of the five, the ILSVRC-2016 winning entry, top-5 test error",
+          "shao2016good", "the lecture's copy of the table, column 'Fusion (Test)'"),
+)
+QUOTES = {q.key: q for q in _QUOTES}
+
+
+def quote(key: str) -> Quote:
+    """The published figure ``key`` of ``QUOTES``; a ``KeyError`` naming the known keys otherwise."""
+    try:
+        return QUOTES[key]
+    except KeyError:
+        raise KeyError(f"No quoted figure {key!r}; the known ones are: {', '.join(QUOTES)}.") from None

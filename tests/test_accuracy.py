@@ -158,3 +158,33 @@ def test_keras_rows_are_registered_and_well_formed():
     # the file sizes are the parameters at 4 bytes each (MiB), give or take the file's overhead
     for row in KERAS_TABLE:
         assert row.params * 4 / 2 ** 20 == pytest.approx(row.size_mb, rel=0.1)
+
+
+# ----------------------------------------------------------------------------- other published figures
+
+def test_quotes_are_well_formed_and_cite_known_sources():
+    keys = _bib_keys()
+    assert accuracy.QUOTES and len(accuracy.QUOTES) == len(accuracy._QUOTES)      # no key used twice
+    for key, q in accuracy.QUOTES.items():
+        assert q.key == key and q.source in keys and q.where and q.what, q
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*(\.\d+)?|\d+\.\d+", q.printed), q.printed
+        if q.unit == "%":
+            assert 0 < q.value < 100
+        assert str(q).startswith(q.printed)
+    assert str(accuracy.quote("alexnet_ilsvrc2010_top5")) == "17.0 %"        # as printed, the trailing 0 kept
+    assert accuracy.quote("imagenet_images").value == 15e6
+    with pytest.raises(KeyError, match="known ones are"):
+        accuracy.quote("lenet_imagenet")
+
+
+def test_quoted_rankings_are_consistent():
+    """The quotes agree with each other where the papers overlap: each ILSVRC winner better than the last,
+    the ensemble fusion better than each of its members, the winners in He et al.'s Table 5 as in their papers."""
+    q = lambda k: accuracy.quote(k).value  # noqa: E731
+    winners = [q("alexnet_ilsvrc2012_top5"), q("clarifai_ilsvrc2013_top5"), q("googlenet_ilsvrc2014_top5"),
+               q("t5_resnet_ilsvrc15"), q("shao_fusion_test")]
+    assert winners == sorted(winners, reverse=True)
+    members = [v for k, v in ((k, q(k)) for k in accuracy.QUOTES) if k.startswith("shao_") and "fusion" not in k]
+    assert len(members) == 5 and q("shao_fusion_val") < min(members)
+    assert abs(q("t5_googlenet_ilsvrc14") - q("googlenet_ilsvrc2014_top5")) < 0.02   # 6.66 vs 6.67: rounding
+    assert abs(q("t5_vgg_ilsvrc14") - q("vgg_ilsvrc2014_top5")) < 0.05

@@ -158,6 +158,34 @@ def test_vgg_is_torchvision_vgg():
            [(k, v.shape) for k, v in theirs.items()]
 
 
+def test_vgg_configurations_have_table_2s_parameters_and_table_1s_layers():
+    """Oracle: the paper's Table 2 (millions, as printed) and Table 1 (weight layers; C's three 1×1 layers and
+    A-LRN's normalisation after the first layer); A, B, D and E are torchvision's lists."""
+    from cnnviz.models.vgg import CONFIGS, PAPER_MILLIONS, vgg
+    assert list(CONFIGS) == list(PAPER_MILLIONS) == ["A", "A-LRN", "B", "C", "D", "E"]
+    depth = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
+    for config in CONFIGS:
+        with torch.device("meta"):
+            net = vgg(config=config)
+        assert round(_count(net) / 1e6) == PAPER_MILLIONS[config], config
+        convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+        assert len(convs) + 3 == depth[config]
+        assert sum(m.kernel_size == (1, 1) for m in convs) == (3 if config == "C" else 0)
+    # C is B with a 1×1 layer closing stages 3-5: exactly those three layers' parameters more
+    with torch.device("meta"):
+        b, c = vgg(config="B"), vgg(config="C")
+    assert _count(c) - _count(b) == conv_params(256, 256, 1) + 2 * conv_params(512, 512, 1)
+    with torch.device("meta"):
+        lrn, a = vgg(config="A-LRN"), vgg(config="A")
+    kinds = [type(m).__name__ for m in lrn.features][:4]
+    assert kinds == ["Conv2d", "ReLU", "LocalResponseNorm", "MaxPool2d"]
+    assert _count(lrn) == _count(a)
+    net = vgg(config="C", num_classes=5).eval()   # a real forward pass at the paper's size
+    assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 5)
+    with pytest.raises(ValueError, match="A-LRN"):
+        vgg(config="F")
+
+
 @pytest.mark.parametrize("name", FAMILIES["vgg"] + ["alexnet_tv"])
 def test_macs_match_torchvision_documentation(name):
     # torchvision documents "GFLOPS" that are really multiply–accumulates: vgg16 15.47, alexnet 0.714
