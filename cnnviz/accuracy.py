@@ -97,6 +97,12 @@ _PAPER_ERRORS = (
     ("resnet50", 22.85, 6.71, "he2016deep", "Table 3, row 'ResNet-50'", _TEN_CROP, 10, 1, ""),
     ("resnet101", 21.75, 6.05, "he2016deep", "Table 3, row 'ResNet-101'", _TEN_CROP, 10, 1, ""),
     ("resnet152", 21.43, 5.71, "he2016deep", "Table 3, row 'ResNet-152'", _TEN_CROP, 10, 1, ""),
+    # Hu et al. 2018, Table 2 (validation, one 224×224 centre crop; their re-implemented ResNet-50: 24.80 / 7.48).
+    ("se_resnet50", 23.29, 6.62, "hu2018squeeze", "Table 2, row 'ResNet-50', column 'SE-ResNet'",
+     "one 224×224 centre crop per image", 1, 1, ""),
+    # Howard et al. 2017, Table 8: accuracy 70.6 % as printed (stored here as the error 29.4); no top-5.
+    ("mobilenet_v1", 29.4, None, "howard2017mobilenets", "Table 8, row '1.0 MobileNet-224'",
+     "the test crops are not stated", None, 1, "The paper prints the accuracy, 70.6 %, and no top-5 result."),
     # Huang et al. 2017, Table 3 (validation, single-crop / 10-crop).
     ("densenet264", 22.15, 6.12, "huang2017densely", "Table 3, row 'DenseNet-264 (k=32)', single-crop",
      "one 224×224 centre crop per image", 1, 1, ""),

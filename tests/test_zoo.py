@@ -53,10 +53,12 @@ def test_the_registry_holds_the_course():
                 *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")),
                 *(f"resnet{d}" for d in (18, 34, 50, 101, 152)), *(f"resnet{d}_tv" for d in (50, 101, 152)),
                 *(f"{kind}{d}" for kind in ("resnet", "plain", "preact_resnet") for d in (20, 32, 44, 56, 110)),
-                "densenet121", "densenet169", "densenet201", "densenet264", "densenet_bc_100"}
+                "densenet121", "densenet169", "densenet201", "densenet264", "densenet_bc_100",
+                "wide_resnet50_2", "resnext50_32x4d", "resnext101_32x8d", "se_resnet50", "wrn28_10",
+                "resnet110_stochastic_depth", "mobilenet_v1", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1"}
     assert expected <= set(NAMES), sorted(expected - set(NAMES))
-    assert models.families() == ["lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet",
-                                "shapesnet"]
+    assert models.families() == ["lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "improved_resnet",
+                                "densenet", "mobilenet", "squeezenet", "shapesnet"]
 
 
 @pytest.mark.parametrize("name", NAMES)
