@@ -111,6 +111,12 @@ def test_model_label():
                                          "densenet264", "lenet5_1998", "preact_resnet20")] == [
         "VGG-16 BN", "ResNet-50 tv", "AlexNet", "ZFNet wide", "GoogLeNet", "DenseNet-264", "LeNet-5 (1998)",
         "preact_resnet20"]
+    assert [cmp.model_label(n) for n in ("resnext50_32x4d", "mobilenet_v2", "squeezenet1_1")] == [
+        "ResNeXt-50 32×4d", "MobileNet v2", "SqueezeNet 1.1"]
+
+
+def test_every_family_has_a_legend_label():
+    assert set(models.families()) - {"shapesnet"} <= set(cmp._FAMILY_LABELS)
 
 
 # ----------------------------------------------------------------------------- the chart
