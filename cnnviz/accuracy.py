@@ -22,9 +22,9 @@ CIFAR-10, CIFAR-100, SVHN and MNIST only; the ImageNet NiN of the Caffe model zo
 published paper result), the CIFAR models of chapters 10 and 11, and AlexNet as one
 tower (``alexnet``: Krizhevsky et al. measured the two-GPU network, ``alexnet_2gpu``).
 
-``KERAS_TABLE`` holds the rows of the lecture's Keras applications table that match a
-registered model, as printed, so that the book can set its parameter counts and
-depths beside cnnviz's computed ones.
+``KERAS_TABLE`` holds every row of the lecture's Keras applications table, as printed, with
+the registered model that matches it where there is one; ``keras_count`` counts a registered
+model's parameters the way Keras does, so that the book can set them beside the table's.
 
 ``QUOTES`` holds the other published figures the book cites (test-set errors of competition
 entries, ImageNet's size, ResNet's training recipe), each with its source and table.
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import List, Optional, Tuple
 
-__all__ = ["ImageNetResult", "imagenet_results", "results_for", "result", "KerasRow", "KERAS_TABLE", "source_label",
-           "Quote", "QUOTES", "quote"]
+__all__ = ["ImageNetResult", "imagenet_results", "results_for", "result", "KerasRow", "KERAS_TABLE", "KerasCount",
+           "keras_count", "source_label", "Quote", "QUOTES", "quote"]
 
 
 @dataclass(frozen=True)
@@ -227,9 +227,10 @@ class KerasRow:
 
     As printed: ``size_mb`` the weights file, ``top1``/``top5`` as fractions (Keras's own
     weights and evaluation), ``params`` Keras's parameter count, ``depth`` its depth
-    column (``None`` where the table prints "-"). ``model`` is the matching registered name.
+    column (``None`` where the table prints "-"). ``model`` is the matching registered name,
+    ``None`` where cnnviz does not build that network (yet).
     """
-    model: str
+    model: Optional[str]
     keras_name: str
     size_mb: int
     top1: float
@@ -238,17 +239,70 @@ class KerasRow:
     depth: Optional[int]
 
 
-#: The lecture's rows for the models cnnviz registers (Xception, Inception, MobileNet, NASNet rows left out).
+#: Every row of the lecture's table, in its order.
 KERAS_TABLE = (
+    KerasRow(None, "Xception", 88, 0.790, 0.945, 22_910_480, 126),
     KerasRow("vgg16", "VGG16", 528, 0.713, 0.901, 138_357_544, 23),
     KerasRow("vgg19", "VGG19", 549, 0.713, 0.900, 143_667_240, 26),
     KerasRow("resnet50", "ResNet50", 98, 0.749, 0.921, 25_636_712, None),
     KerasRow("resnet101", "ResNet101", 171, 0.764, 0.928, 44_707_176, None),
     KerasRow("resnet152", "ResNet152", 232, 0.766, 0.931, 60_419_944, None),
+    KerasRow(None, "ResNet50V2", 98, 0.760, 0.930, 25_613_800, None),
+    KerasRow(None, "ResNet101V2", 171, 0.772, 0.938, 44_675_560, None),
+    KerasRow(None, "ResNet152V2", 232, 0.780, 0.942, 60_380_648, None),
+    KerasRow("inception_v3", "InceptionV3", 92, 0.779, 0.937, 23_851_784, 159),
+    KerasRow(None, "InceptionResNetV2", 215, 0.803, 0.953, 55_873_736, 572),
+    KerasRow("mobilenet_v1", "MobileNet", 16, 0.704, 0.895, 4_253_864, 88),
+    KerasRow("mobilenet_v2", "MobileNetV2", 14, 0.713, 0.901, 3_538_984, 88),
     KerasRow("densenet121", "DenseNet121", 33, 0.750, 0.923, 8_062_504, 121),
     KerasRow("densenet169", "DenseNet169", 57, 0.762, 0.932, 14_307_880, 169),
     KerasRow("densenet201", "DenseNet201", 80, 0.773, 0.936, 20_242_984, 201),
+    KerasRow(None, "NASNetMobile", 23, 0.744, 0.919, 5_326_716, None),
 )
+
+
+@dataclass(frozen=True)
+class KerasCount:
+    """A registered model's parameters counted as Keras counts them: ``learned`` (cnnviz's, trainable),
+    plus batch norm's running mean and variance (``running``, which Keras lists as non-trainable
+    parameters), plus a bias per convolution filter where Keras's network has them (``biases``), minus
+    batch norm's scale γ where Keras builds batch norm without it (``no_gamma``, ``scale=False``), minus an
+    auxiliary classifier Keras's network does not have (``auxiliary``)."""
+    learned: int
+    running: int
+    biases: int
+    no_gamma: int
+    auxiliary: int
+
+    @property
+    def total(self) -> int:
+        return self.learned + self.running + self.biases - self.no_gamma - self.auxiliary
+
+
+def keras_count(row: KerasRow) -> KerasCount:
+    """``row``'s network (a registered model) counted the Keras way (see ``KerasCount``); built on the meta
+    device. Keras's ResNets give every convolution a bias; its InceptionV3 has no γ in batch norm and no
+    auxiliary classifier; the others differ from cnnviz's count by the running statistics only."""
+    if row.model is None:
+        raise LookupError(f"cnnviz does not build Keras's {row.keras_name}.")
+    import torch
+    import torch.nn as nn
+
+    from cnnviz import models
+    with torch.device("meta"):
+        net = models.get(row.model)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    aux = getattr(net, "AuxLogits", None)
+    aux_norms = {id(m) for m in aux.modules()} if aux is not None else set()
+    kept = [m for m in norms if id(m) not in aux_norms]
+    learned = sum(p.numel() for p in net.parameters())
+    return KerasCount(
+        learned=learned,
+        running=sum(m.running_mean.numel() + m.running_var.numel() for m in kept),
+        biases=(sum(m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d) and m.bias is None)
+                if row.keras_name in ("ResNet50", "ResNet101", "ResNet152") else 0),
+        no_gamma=sum(m.weight.numel() for m in kept) if row.keras_name == "InceptionV3" else 0,
+        auxiliary=sum(p.numel() for p in aux.parameters()) if aux is not None else 0)
 
 
 # ----------------------------------------------------------------------------- other published figures

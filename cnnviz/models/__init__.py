@@ -17,8 +17,8 @@ __all__ = ["get", "available", "info", "families", "register", "ModelSpec", "Wei
            "checkpoint_path", "imagenet_categories", "Inception"]
 
 # registration order = the order of the course; shapesnet is the offline model of the visualisation chapter
-_FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "improved_resnet", "densenet", "mobilenet",
-             "squeezenet", "shapesnet")
+_FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "inception_v3", "resnet", "improved_resnet", "densenet",
+             "mobilenet", "squeezenet", "shapesnet")
 _loaded = False
 
 
