@@ -103,6 +103,12 @@ _PAPER_ERRORS = (
     # Howard et al. 2017, Table 8: accuracy 70.6 % as printed (stored here as the error 29.4); no top-5.
     ("mobilenet_v1", 29.4, None, "howard2017mobilenets", "Table 8, row '1.0 MobileNet-224'",
      "the test crops are not stated", None, 1, "The paper prints the accuracy, 70.6 %, and no top-5 result."),
+    # Szegedy et al. 2017, Table 2 (single crop, single model; validation).
+    ("inception_resnet_v2", 19.9, 4.9, "szegedy2017inception", "Table 2, row 'Inception-ResNet-v2'",
+     "one 299×299 crop per image", 1, 1, ""),
+    # Chollet 2017, Table 1 (single crop, single model; validation): accuracies 0.790 / 0.945 as printed.
+    ("xception", 21.0, 5.5, "chollet2017xception", "Table 1, row 'Xception'", "one 299×299 crop per image", 1, 1,
+     "The paper prints the accuracies, 0.790 and 0.945."),
     # Huang et al. 2017, Table 3 (validation, single-crop / 10-crop).
     ("densenet264", 22.15, 6.12, "huang2017densely", "Table 3, row 'DenseNet-264 (k=32)', single-crop",
      "one 224×224 centre crop per image", 1, 1, ""),
@@ -241,17 +247,17 @@ class KerasRow:
 
 #: Every row of the lecture's table, in its order.
 KERAS_TABLE = (
-    KerasRow(None, "Xception", 88, 0.790, 0.945, 22_910_480, 126),
+    KerasRow("xception", "Xception", 88, 0.790, 0.945, 22_910_480, 126),
     KerasRow("vgg16", "VGG16", 528, 0.713, 0.901, 138_357_544, 23),
     KerasRow("vgg19", "VGG19", 549, 0.713, 0.900, 143_667_240, 26),
     KerasRow("resnet50", "ResNet50", 98, 0.749, 0.921, 25_636_712, None),
     KerasRow("resnet101", "ResNet101", 171, 0.764, 0.928, 44_707_176, None),
     KerasRow("resnet152", "ResNet152", 232, 0.766, 0.931, 60_419_944, None),
-    KerasRow(None, "ResNet50V2", 98, 0.760, 0.930, 25_613_800, None),
-    KerasRow(None, "ResNet101V2", 171, 0.772, 0.938, 44_675_560, None),
-    KerasRow(None, "ResNet152V2", 232, 0.780, 0.942, 60_380_648, None),
+    KerasRow("resnet50_v2", "ResNet50V2", 98, 0.760, 0.930, 25_613_800, None),
+    KerasRow("resnet101_v2", "ResNet101V2", 171, 0.772, 0.938, 44_675_560, None),
+    KerasRow("resnet152_v2", "ResNet152V2", 232, 0.780, 0.942, 60_380_648, None),
     KerasRow("inception_v3", "InceptionV3", 92, 0.779, 0.937, 23_851_784, 159),
-    KerasRow(None, "InceptionResNetV2", 215, 0.803, 0.953, 55_873_736, 572),
+    KerasRow("inception_resnet_v2", "InceptionResNetV2", 215, 0.803, 0.953, 55_873_736, 572),
     KerasRow("mobilenet_v1", "MobileNet", 16, 0.704, 0.895, 4_253_864, 88),
     KerasRow("mobilenet_v2", "MobileNetV2", 14, 0.713, 0.901, 3_538_984, 88),
     KerasRow("densenet121", "DenseNet121", 33, 0.750, 0.923, 8_062_504, 121),
@@ -281,8 +287,10 @@ class KerasCount:
 
 def keras_count(row: KerasRow) -> KerasCount:
     """``row``'s network (a registered model) counted the Keras way (see ``KerasCount``); built on the meta
-    device. Keras's ResNets give every convolution a bias; its InceptionV3 has no γ in batch norm and no
-    auxiliary classifier; the others differ from cnnviz's count by the running statistics only."""
+    device. Keras's ResNets give every convolution a bias; its InceptionV3 and InceptionResNetV2 have no γ
+    in batch norm, and its InceptionV3 no auxiliary classifier; the others (built as Keras builds them where
+    torchvision has no such network: Xception, the ResNet V2s, Inception-ResNet-v2) differ from cnnviz's count
+    by the running statistics only."""
     if row.model is None:
         raise LookupError(f"cnnviz does not build Keras's {row.keras_name}.")
     import torch
@@ -301,7 +309,7 @@ def keras_count(row: KerasRow) -> KerasCount:
         running=sum(m.running_mean.numel() + m.running_var.numel() for m in kept),
         biases=(sum(m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d) and m.bias is None)
                 if row.keras_name in ("ResNet50", "ResNet101", "ResNet152") else 0),
-        no_gamma=sum(m.weight.numel() for m in kept) if row.keras_name == "InceptionV3" else 0,
+        no_gamma=sum(m.weight.numel() for m in kept) if row.keras_name in ("InceptionV3", "InceptionResNetV2") else 0,
         auxiliary=sum(p.numel() for p in aux.parameters()) if aux is not None else 0)
 
 

@@ -142,3 +142,50 @@ def test_new_builders_refuse_what_the_papers_do_not_define():
     with pytest.raises(ValueError, match="version"):
         squeezenet(version="2_0")
     assert isinstance(models.get("squeezenet1_1", num_classes=7).classifier[1], nn.Conv2d)
+
+
+# ----------------------------------------------------------------------------- built as Keras builds them
+# (their parameter counts, the Keras way, equal the lecture's table: tests/test_accuracy.py)
+
+def test_xception_has_the_papers_36_convolutions():
+    from cnnviz.models.xception import SeparableConv2d
+    net = _meta("xception")
+    separable = [m for m in net.modules() if isinstance(m, SeparableConv2d)]
+    stem = [m for m in net.stem if isinstance(m, nn.Conv2d)]
+    assert len(separable) + len(stem) == 36                       # "36 convolutional layers" (Chollet, section 3)
+    assert all(s.depthwise.groups == s.depthwise.in_channels and s.pointwise.kernel_size == (1, 1)
+               for s in separable)
+    assert len(net.middle) == 8 and all(b.shortcut is None for b in net.middle)
+    assert net.forward_features(torch.zeros(1, 3, 299, 299, device="meta")).shape == (1, 2048, 10, 10)
+
+
+def test_resnet_v2_blocks_preactivate_and_stride_at_the_end_of_a_stage():
+    from cnnviz.models.resnet_v2 import PreActBottleneckV2
+    torch.manual_seed(0)
+    net = models.get("resnet50_v2").eval()
+    strides = [[b.body[4].stride[0] for b in stage] for stage in (net.stage1, net.stage2, net.stage3, net.stage4)]
+    assert strides == [[1, 1, 2], [1, 1, 1, 2], [1] * 5 + [2], [1, 1, 1]]
+    assert [b.projection for b in net.stage2] == [True, False, False, False]
+    block = PreActBottleneckV2(64, 16, stride=2).eval()        # identity shortcut, subsampled
+    x = torch.randn(2, 64, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x[:, :, ::2, ::2] + block.body(block.preact(x)))
+        first = net.stage1[0]
+        y = torch.randn(1, 64, 8, 8)
+        a = first.preact(y)
+        torch.testing.assert_close(first(y), first.shortcut(a) + first.body(a))   # projection of the pre-activation
+
+
+def test_inception_resnet_blocks_add_their_scaled_output():
+    from cnnviz.models.inception_resnet_v2 import BLOCKS, ResidualInception
+    net = _meta("inception_resnet_v2")
+    for kind, n, scale in BLOCKS:
+        stage = getattr(net, f"block_{kind.lower()}")
+        assert len(stage) == n and {b.scale for b in stage[:n - 1]} == {scale}
+    assert net.block_c[-1].scale == 1.0 and isinstance(net.block_c[-1].relu, nn.Identity)
+    torch.manual_seed(0)
+    block = ResidualInception("A", 320, 0.17).eval()
+    x = torch.randn(1, 320, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), torch.relu(x + 0.17 * block.up(block.mixed(x))))
+    assert net.forward_features(torch.zeros(1, 3, 299, 299, device="meta")).shape == (1, 1536, 8, 8)

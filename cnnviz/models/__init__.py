@@ -3,8 +3,10 @@
 ``get(name, num_classes=1000, pretrained=False)`` builds one; ``available()``
 lists the names; ``info(name)`` tells its family, paper and default input.
 The registry is a plain dict, filled by one module per family
-(``lenet``, ``alexnet``, ``vgg``, ``nin``, ``googlenet``, ``resnet``,
-``densenet``, and ``shapesnet``, the small network chapter 6 trains offline)
+(``lenet``, ``alexnet``, ``vgg``, ``nin``, ``googlenet``, ``inception_v3``,
+``inception_resnet_v2``, ``resnet``, ``resnet_v2``, ``improved_resnet``, ``densenet``,
+``xception``, ``mobilenet``, ``squeezenet``, and ``shapesnet``, the small network chapter 6
+trains offline)
 the first time it is asked for. See ``_registry`` for the
 contract every model follows.
 """
@@ -17,8 +19,8 @@ __all__ = ["get", "available", "info", "families", "register", "ModelSpec", "Wei
            "checkpoint_path", "imagenet_categories", "Inception"]
 
 # registration order = the order of the course; shapesnet is the offline model of the visualisation chapter
-_FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "inception_v3", "resnet", "improved_resnet", "densenet",
-             "mobilenet", "squeezenet", "shapesnet")
+_FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "inception_v3", "inception_resnet_v2", "resnet", "resnet_v2",
+             "improved_resnet", "densenet", "xception", "mobilenet", "squeezenet", "shapesnet")
 _loaded = False
 
 
