@@ -243,3 +243,26 @@ def test_menus_work_in_chromium_with_no_kernel(tmp_path, fig):
         data = _data(fig)
         assert after["visible"][:len(data)] == [t.meta["origin"] == "paper" for t in data]
         assert errors == []
+
+
+@pytest.mark.browser
+def test_legend_and_notes_do_not_overlap_on_a_book_page(tmp_path, fig):
+    """On a 700 px page (the book's column), the legend of every family and crop symbol ends above the notes."""
+    (tmp_path / "plotly.min.js").write_bytes((Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
+                                             .read_bytes())
+    (tmp_path / "page.html").write_text("<html><head><meta charset='utf-8'><script src='plotly.min.js'></script>"
+                                        "</head><body><div style='width:700px'>" + as_html(fig) + "</div></body></html>",
+                                        encoding="utf-8")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 1200})
+        page.goto((tmp_path / "page.html").as_uri())
+        page.wait_for_function("() => document.querySelectorAll('div.js-plotly-plot .legend').length == 1")
+        boxes = page.evaluate("""() => {
+            const r = e => e.getBoundingClientRect();
+            return {legend: r(document.querySelector('.legend')),
+                    notes: [...document.querySelectorAll('.annotation')].map(a => r(a)),
+                    plot: r(document.querySelector('.js-plotly-plot'))}; }""")
+        assert boxes["notes"], "no notes drawn"
+        first_note = min(n["top"] for n in boxes["notes"])
+        assert boxes["legend"]["bottom"] <= first_note + 1, boxes
+        assert max(n["bottom"] for n in boxes["notes"]) <= boxes["plot"]["bottom"] + 1    # nothing cut off

@@ -1,12 +1,15 @@
 """The improved ResNets, MobileNets and SqueezeNet against their oracles: torchvision's networks and their
 weights' published counts, the papers' parameter and multiply-add figures, chapter 2's formulas, and the
 behaviour each paper defines (stochastic depth's decay rule, identity at test time; the SE gate's cost)."""
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
 import torchvision
 
 from cnnviz import models, summary
+from cnnviz.models import checkpoint_path
 from cnnviz.layers import conv_params
 from cnnviz.models import improved_resnet as ir
 from cnnviz.models import mobilenet as mn
@@ -36,17 +39,20 @@ def test_torchvision_twins_have_its_keys_shapes_and_published_counts(name):
     assert round(s.total_macs / 1e9, 3) == pytest.approx(spec.weights.meta["_ops"], abs=1e-3)   # "GFLOPS" = MACs
 
 
-def test_a_torchvision_checkpoint_loads_and_gives_torchvisions_outputs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["squeezenet1_0", "squeezenet1_1", "mobilenet_v2"])
+def test_a_torchvision_checkpoint_loads_and_gives_torchvisions_outputs(tmp_path, monkeypatch, name):
     """A checkpoint written into a temporary hub cache (no download) loads through models.get(pretrained=True),
-    and the cnnviz model computes what torchvision's computes with the same weights."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    and the cnnviz model computes what torchvision's computes with the same weights. (The other new models with
+    weights are torchvision's ResNet and Inception3 classes, whose keys and shapes are checked above.)"""
+    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)        # restored afterwards
+    torch.hub.set_dir(str(tmp_path))
     torch.manual_seed(0)
-    theirs = torchvision.models.squeezenet1_1(weights=None).eval()
-    weights = models.info("squeezenet1_1").weights
-    path = tmp_path / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[1]
+    theirs = getattr(torchvision.models, name)(weights=None).eval()
+    path = Path(checkpoint_path(models.info(name).weights))
+    assert path.is_relative_to(tmp_path)
     path.parent.mkdir(parents=True)
     torch.save(theirs.state_dict(), path)
-    ours = models.get("squeezenet1_1", pretrained=True).eval()
+    ours = models.get(name, pretrained=True).eval()
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x))
@@ -126,6 +132,9 @@ def test_mobilenet_v1_has_the_papers_costs_and_chapter_2s_saving():
         c, c_out = dw.in_channels, pw.out_channels
         assert dw.groups == c and count_params(dw) == conv_params(c, c, 3, bias=False, groups=c) == 9 * c
         assert count_params(pw) == conv_params(c, c_out, 1, bias=False)
+    v2 = summary(_meta("mobilenet_v2"), (3, 224, 224))
+    assert round(v2.total_macs / 1e7) * 1e7 == mn.PAPER_V2["mult_adds"]          # "300M", to its 2 digits
+    assert abs(v2.total_params - mn.PAPER_V2["params"]) < 0.11e6                  # 3.50 M against "3.4M"
     half = mn.mobilenet_v1(width=0.5, num_classes=10)
     assert half.fc.in_features == 512
     with pytest.raises(ValueError, match="width multiplier"):
@@ -147,7 +156,7 @@ def test_new_builders_refuse_what_the_papers_do_not_define():
 # ----------------------------------------------------------------------------- built as Keras builds them
 # (their parameter counts, the Keras way, equal the lecture's table: tests/test_accuracy.py)
 
-def test_xception_has_the_papers_36_convolutions():
+def test_xception_has_the_papers_36_convolutions_and_parameters():
     from cnnviz.models.xception import SeparableConv2d
     net = _meta("xception")
     separable = [m for m in net.modules() if isinstance(m, SeparableConv2d)]
@@ -156,6 +165,7 @@ def test_xception_has_the_papers_36_convolutions():
     assert all(s.depthwise.groups == s.depthwise.in_channels and s.pointwise.kernel_size == (1, 1)
                for s in separable)
     assert len(net.middle) == 8 and all(b.shortcut is None for b in net.middle)
+    assert count_params(net) == 22_855_952                        # Chollet's Table 3, to the parameter
     assert net.forward_features(torch.zeros(1, 3, 299, 299, device="meta")).shape == (1, 2048, 10, 10)
 
 

@@ -245,7 +245,8 @@ _MAX_MARKER = 52  # px, the diameter of the largest marker
 _PLOT_PX = (600, 512)  # the plot's size in px on a 700 px page (see the margins), for placing the labels
 _LABEL_PLACES = ("top center", "bottom center", "middle right", "middle left")
 _LABEL_FONT = 12  # px
-_HEIGHT = 880  # px, the whole figure
+_HEIGHT = 880  # px, the whole figure with a legend of up to two rows
+_LEGEND_ROW = 26  # px, one more row of the legend
 
 
 def _origin(r) -> str:
@@ -463,7 +464,11 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
     # margins are set, not grown by plotly to fit what lies outside the plot.
     ticks, ticktext = _log_ticks(x_values("macs"))
     row = 50 if title else 10  # the top of the menus
-    top, bottom = row + 46, 272  # the margins above and below the plot
+    # the legend wraps at about three entries per row on a 700 px page: rows beyond two push the notes down
+    entries = len(fig.data) - len(keys)
+    extra = _LEGEND_ROW * max(0, math.ceil(entries / 3) - 2)
+    height = _HEIGHT + extra
+    top, bottom = row + 46, 272 + extra  # the margins above and below the plot
     menu = dict(type="dropdown", direction="down", showactive=True, active=0, x=0, y=1, xanchor="left",
                 yanchor="bottom", font=dict(size=14))
     gap = dict(t=0, r=0, l=0, b=top - row - 34)
@@ -473,14 +478,14 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
         xaxis=dict(type="log", title=dict(text=X_AXES["macs"][1], standoff=8), tickvals=ticks, ticktext=ticktext,
                    range=_range(x_values("macs"), _PLOT_PX[0], log=True)),
         yaxis=dict(title=dict(text=Y_AXES["top1"][1]), ticksuffix=" %", range=_range(y_values("top1"), _PLOT_PX[1])),
-        legend=dict(orientation="h", traceorder="normal", x=0, xanchor="left", y=(bottom - 66) / _HEIGHT,
+        legend=dict(orientation="h", traceorder="normal", x=0, xanchor="left", y=(bottom - 66) / height,
                     yref="container", yanchor="top", font=dict(size=14)),
         hoverlabel=dict(align="left", font_size=14),
     )
     for k, text in enumerate((X_AXES["macs"][3], Y_AXES["top1"][3], _KEY)):
-        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-128 - 38 * k, xanchor="left",
-                           yanchor="top", showarrow=False, font=dict(size=13), align="left")
-    style(fig, title=title, height=_HEIGHT)
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-128 - extra - 38 * k,
+                           xanchor="left", yanchor="top", showarrow=False, font=dict(size=13), align="left")
+    style(fig, title=title, height=height)
     if title:
         fig.update_layout(title=dict(yref="container", y=1, yanchor="top", pad=dict(t=14)))
     return fig.update_layout(margin=dict(l=80, r=20, t=top, b=bottom, autoexpand=False))

@@ -17,7 +17,7 @@ from torchvision import models as tvm
 
 from cnnviz.models._registry import register
 
-__all__ = ["MobileNetV1", "mobilenet_v1", "MobileNetV2", "mobilenet_v2", "V1_LAYERS", "PAPER_V1"]
+__all__ = ["MobileNetV1", "mobilenet_v1", "MobileNetV2", "mobilenet_v2", "V1_LAYERS", "PAPER_V1", "PAPER_V2"]
 
 #: Table 1 of Howard et al.: the 13 depthwise separable layers as (stride of the depthwise 3×3, output
 #: channels of the pointwise 1×1), the last stride corrected to 1 (see the module's docstring).
@@ -25,6 +25,9 @@ V1_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
              (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
 #: Table 8 of Howard et al.: 1.0 MobileNet-224, as printed (millions).
 PAPER_V1 = {"mult_adds": 569e6, "params": 4.2e6}
+#: Table 4 of Sandler et al.: MobileNetV2 (1.0, 224), as printed. Its parameters (3.4 M) are not torchvision's
+#: network's (3,504,872, which rounds to 3.5 M): the difference is not explained in the paper.
+PAPER_V2 = {"mult_adds": 300e6, "params": 3.4e6}
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
