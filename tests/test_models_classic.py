@@ -24,7 +24,7 @@ FAMILIES = {
     "nin": ["nin"],
     "googlenet": ["googlenet"],
 }
-LATER = {"googlenet": ["inception_v3", "inception_resnet_v2"]}   # the family's later networks (another test file)
+LATER = {"googlenet": ["inception_v3", "inception_v4", "inception_resnet_v2"]}   # the family's later networks (another test file)
 NAMES = [name for names in FAMILIES.values() for name in names]
 BIB = Path(__file__).resolve().parents[1] / "book" / "references.bib"
 

@@ -199,3 +199,18 @@ def test_inception_resnet_blocks_add_their_scaled_output():
     with torch.no_grad():
         torch.testing.assert_close(block(x), torch.relu(x + 0.17 * block.up(block.mixed(x))))
     assert net.forward_features(torch.zeros(1, 3, 299, 299, device="meta")).shape == (1, 1536, 8, 8)
+
+
+def test_inception_v4_has_the_papers_modules_and_the_public_count():
+    from cnnviz.models.inception_v4 import MODULES
+    net = _meta("inception_v4")
+    assert [(name, len(getattr(net, name))) for name, _ in MODULES] == list(MODULES)   # Figure 9: 4, 7, 3
+    shapes = {}
+    x = torch.zeros(1, 3, 299, 299, device="meta")
+    for name in net.feature_layers:
+        x = getattr(net, name)(x)
+        shapes[name] = tuple(x.shape[1:])
+    assert shapes["stem"] == (384, 35, 35) and shapes["reduction_a"] == (1024, 17, 17)   # Figures 3 and 7
+    assert shapes["reduction_b"] == (1536, 8, 8) and shapes["inception_c"] == (1536, 8, 8)
+    # the paper prints no parameter count; other implementations of its figures (timm's inception_v4) have this one
+    assert count_params(net) == 42_679_816

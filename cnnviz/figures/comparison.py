@@ -192,7 +192,7 @@ _LABELS = {"wide_resnet50_2": "WRN-50-2", "resnext50_32x4d": "ResNeXt-50 32×4d"
            "se_resnet50": "SE-ResNet-50", "wrn28_10": "WRN-28-10", "resnet110_stochastic_depth": "ResNet-110 SD",
            "mobilenet_v1": "MobileNet v1", "mobilenet_v2": "MobileNet v2", "squeezenet1_0": "SqueezeNet 1.0",
            "squeezenet1_1": "SqueezeNet 1.1", "inception_v3": "Inception-v3", "xception": "Xception",
-           "inception_resnet_v2": "Inception-ResNet-v2"}
+           "inception_resnet_v2": "Inception-ResNet-v2", "inception_v4": "Inception-v4"}
 
 
 def model_label(name: str) -> str:
