@@ -183,10 +183,9 @@ def stochastic_depth_resnet(depth: int = 110, *, p_last: float = 0.5, num_classe
     linearly from 1 to ``p_last`` (0.5 in the paper)."""
     from cnnviz.models.resnet import cifar_resnet
     net = cifar_resnet(depth, num_classes=num_classes)          # checks the depth; gives the layout and init
-    stages = [net.layer1, net.layer2, net.layer3]
-    blocks = [b for stage in stages for b in stage]
-    for p, (stage, k, old) in zip(survival_probabilities(len(blocks), p_last),
-                                  [(s, k, b) for s in stages for k, b in enumerate(s)]):
+    places = [(stage, k) for stage in (net.layer1, net.layer2, net.layer3) for k in range(len(stage))]
+    for p, (stage, k) in zip(survival_probabilities(len(places), p_last), places):
+        old = stage[k]
         new = StochasticDepthBlock(old.conv1.in_channels, old.conv2.out_channels, old.conv1.stride[0], survival=p)
         new.load_state_dict(old.state_dict())                   # the same initial weights
         stage[k] = new
