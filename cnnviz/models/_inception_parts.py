@@ -24,3 +24,16 @@ class _Branches(nn.Module):
 
 def _stack(*layers) -> nn.Sequential:
     return nn.Sequential(*layers)
+
+
+class _Stages(nn.Module):
+    """The model contract for networks that run the modules named in ``feature_layers`` one after the other:
+    ``forward_features`` is that chain; subclasses give ``forward_head``."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.feature_layers:
+            x = getattr(self, name)(x)
+        return x                                                   # (B, C', H', W')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -15,7 +15,7 @@ torchvision weights.
 import torch
 import torch.nn as nn
 
-from cnnviz.models._inception_parts import _Branches, _cbr, _stack
+from cnnviz.models._inception_parts import _Branches, _cbr, _stack, _Stages
 from cnnviz.models._registry import register
 
 __all__ = ["InceptionResNetV2", "inception_resnet_v2", "BLOCKS"]
@@ -51,7 +51,7 @@ class ResidualInception(nn.Module):
         return self.relu(x + self.scale * self.up(self.mixed(x)))
 
 
-class InceptionResNetV2(nn.Module):
+class InceptionResNetV2(_Stages):
     """Inception-ResNet-v2. Shapes, batch ``B``, at 299×299::
 
         (B, 3, 299, 299) → stem → (B, 192, 35, 35) → mixed_5b → (B, 320, 35, 35) → 10 × A
@@ -86,16 +86,8 @@ class InceptionResNetV2(nn.Module):
         self.fc = nn.Linear(1536, num_classes)
         self.feature_layers = ("stem", "mixed_5b", "block_a", "mixed_6a", "block_b", "mixed_7a", "block_c", "conv_7b")
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self.feature_layers:
-            x = getattr(self, name)(x)
-        return x                                                   # (B, 1536, H', W')
-
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.avgpool(f), 1))          # (B, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def inception_resnet_v2(*, num_classes: int = 1000) -> InceptionResNetV2:

@@ -12,7 +12,7 @@ followed by batch norm and ReLU; the average pools of the modules do not count t
 import torch
 import torch.nn as nn
 
-from cnnviz.models._inception_parts import _Branches, _cbr, _stack
+from cnnviz.models._inception_parts import _Branches, _cbr, _stack, _Stages
 from cnnviz.models._registry import register
 
 __all__ = ["InceptionV4", "inception_v4", "MODULES"]
@@ -58,7 +58,7 @@ def _inception_c(c: int = 1536) -> nn.Module:
                      _pool_branch(c, 256))                                              # → 1,536
 
 
-class InceptionV4(nn.Module):
+class InceptionV4(_Stages):
     """Inception-v4. Shapes, batch ``B``, at 299×299::
 
         (B, 3, 299, 299) → stem → (B, 384, 35, 35) → 4 × A → reduction A → (B, 1024, 17, 17) → 7 × B
@@ -91,16 +91,8 @@ class InceptionV4(nn.Module):
         self.fc = nn.Linear(1536, num_classes)
         self.feature_layers = ("stem", "inception_a", "reduction_a", "inception_b", "reduction_b", "inception_c")
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self.feature_layers:
-            x = getattr(self, name)(x)
-        return x                                                     # (B, 1536, H', W')
-
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(torch.flatten(self.avgpool(f), 1)))   # (B, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def inception_v4(*, num_classes: int = 1000) -> InceptionV4:

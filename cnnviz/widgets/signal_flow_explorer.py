@@ -256,10 +256,15 @@ class SignalFlowExplorer(View):
             if w <= 256 and (depth, w, bn) not in self._built:
                 if self._renderer.has_pending():
                     return
-                self._built[(depth, w, bn)] = (deep_mlp(depth, w, activation=model.activation, batch_norm=bn,
-                                                        empty=True), None)
-                while len(self._built) > _KEEP_BUILT:
-                    self._built.popitem(last=False)
+                self._keep_built((depth, w, bn), (deep_mlp(depth, w, activation=model.activation, batch_norm=bn,
+                                                           empty=True), None))
+
+    def _keep_built(self, size, entry):
+        """Keep ``entry`` = (network, its draw settings) for ``size`` = (depth, width, BN); forget the oldest beyond
+        ``_KEEP_BUILT``."""
+        self._built[size] = entry
+        while len(self._built) > _KEEP_BUILT:
+            self._built.popitem(last=False)
 
     def _network(self, s):
         """The network of settings ``s`` with its initial weights, bit for bit those of ``initialise_`` with the
@@ -273,15 +278,12 @@ class SignalFlowExplorer(View):
                 s["activation"] if scheme in _USES_GAIN else None, s["depth"], s["width"], self.seed)
         kept = self._model[0] if self._model is not None else None
         if kept != shape:
-            size = (shape[0], shape[1], shape[3])
+            model, drawn = self._built.pop((shape[0], shape[1], shape[3]), (None, None))
             if kept is not None:
-                self._built[(kept[0], kept[1], kept[3])] = self._model[1:]
-            model, drawn = self._built.pop(size, (None, None))
+                self._keep_built((kept[0], kept[1], kept[3]), self._model[1:])
             if model is None:   # a network not among the last few built (another activation costs nothing)
                 model = deep_mlp(*shape[:2], activation=shape[2], batch_norm=shape[3], empty=True)
             self._model = (shape, model.set_activation_(shape[2]), drawn)
-            while len(self._built) > _KEEP_BUILT:
-                self._built.popitem(last=False)
         _, model, drawn = self._model
         if drawn == draw:
             return model
