@@ -30,13 +30,26 @@ def _register(obj) -> None:
         _LIVE.add(obj)
 
 
+_EXITING = threading.Event()  # set by close_all: from then on no widget starts a thread
+
+
 def close_all(timeout: float = _EXIT_TIMEOUT) -> None:
-    """Stop every widget thread and wait for it (at most ``timeout`` seconds each): run at interpreter exit."""
-    for obj in list(_LIVE):
-        try:
-            obj.close(timeout)
-        except Exception:  # at exit nothing may raise; a thread that cannot be stopped is left to the runtime
-            pass
+    """Stop every widget thread and wait for it (at most ``timeout`` seconds each): run at interpreter exit.
+
+    A render that finishes while we wait may ask another renderer to start (a grid render requests the detail
+    pane): no thread starts once exit has begun, and the live set is gone over until nothing new was added."""
+    _EXITING.set()
+    closed = set()
+    while True:
+        todo = [obj for obj in list(_LIVE) if id(obj) not in closed]
+        if not todo:
+            return
+        for obj in todo:
+            closed.add(id(obj))
+            try:
+                obj.close(timeout)
+            except Exception:  # at exit nothing may raise; a thread that cannot be stopped is left to the runtime
+                pass
 
 
 class Worker:
@@ -51,7 +64,8 @@ class Worker:
         _register(self)
 
     def start(self) -> "Worker":
-        self._thread.start()
+        if not _EXITING.is_set():
+            self._thread.start()
         return self
 
     def is_alive(self) -> bool:
@@ -91,7 +105,7 @@ class LatestOnly:
             self._run(req)
             return
         with self._lock:
-            if self._closed:
+            if self._closed or _EXITING.is_set():
                 return
             self._pending = req
             if self._thread is None:
