@@ -265,7 +265,7 @@ KERAS_TABLE = (
     KerasRow("densenet121", "DenseNet121", 33, 0.750, 0.923, 8_062_504, 121),
     KerasRow("densenet169", "DenseNet169", 57, 0.762, 0.932, 14_307_880, 169),
     KerasRow("densenet201", "DenseNet201", 80, 0.773, 0.936, 20_242_984, 201),
-    KerasRow(None, "NASNetMobile", 23, 0.744, 0.919, 5_326_716, None),
+    KerasRow("nasnet_mobile", "NASNetMobile", 23, 0.744, 0.919, 5_326_716, None),
 )
 
 
@@ -291,8 +291,8 @@ def keras_count(row: KerasRow) -> KerasCount:
     """``row``'s network (a registered model) counted the Keras way (see ``KerasCount``); built on the meta
     device. Keras's ResNets give every convolution a bias; its InceptionV3 and InceptionResNetV2 have no γ
     in batch norm, and its InceptionV3 no auxiliary classifier; the others (built as Keras builds them where
-    torchvision has no such network: Xception, the ResNet V2s, Inception-ResNet-v2) differ from cnnviz's count
-    by the running statistics only."""
+    torchvision has no such network: Xception, the ResNet V2s, Inception-ResNet-v2, NASNet-Mobile) differ from
+    cnnviz's count by the running statistics only."""
     if row.model is None:
         raise LookupError(f"cnnviz does not build Keras's {row.keras_name}.")
     import torch
@@ -313,6 +313,148 @@ def keras_count(row: KerasRow) -> KerasCount:
                 if row.keras_name in ("ResNet50", "ResNet101", "ResNet152") else 0),
         no_gamma=sum(m.weight.numel() for m in kept) if row.keras_name in ("InceptionV3", "InceptionResNetV2") else 0,
         auxiliary=sum(p.numel() for p in aux.parameters()) if aux is not None else 0)
+
+
+@dataclass(frozen=True)
+class KerasGraph:
+    """How Keras's graph of a network differs, layer object by layer object, from the module graph of
+    cnnviz's network for it (traced with ``torch.fx``; every module, function and merge is one node).
+
+    ``fused``: module kinds Keras folds into the layer before (VGG's ``Conv2D(activation="relu")``).
+    ``absent``: module kinds Keras's network has no layer for (torchvision's dropout, VGG's adaptive 7×7
+    pool, Inception-ResNet-v2's identity in place of its last block's ReLU). ``pads``: Keras writes a
+    ``ZeroPadding2D`` layer before each strided layer that pads (its ``correct_pad`` idiom).
+    ``input_transform``: torchvision's Inception-v3 rescales its input inside the network, Keras outside.
+    ``scale_lambda``: a residual ``x + scale · r`` is one Keras ``Lambda`` layer, two nodes in cnnviz's.
+    ``conv_head``: Keras's MobileNet ends in Reshape, Dropout, a 1×1 ``Conv2D``, Reshape and a softmax
+    ``Activation`` where cnnviz's ends in one dense layer. In every network a flatten after global
+    pooling is no layer (Keras's ``GlobalAveragePooling2D`` returns flat vectors), nor is a concatenation
+    of one tensor.
+    """
+    fused: Tuple[str, ...] = ()
+    absent: Tuple[str, ...] = ()
+    pads: bool = False
+    input_transform: bool = False
+    scale_lambda: bool = False
+    conv_head: bool = False
+
+    def differences(self) -> List[str]:
+        """The rules in words, for a table's note."""
+        words = [f"{', '.join(self.fused)} inside the layer before" if self.fused else "",
+                 f"no {', '.join(self.absent)}" if self.absent else "",
+                 "ZeroPadding2D before strided layers" if self.pads else "",
+                 "input scaled outside the network" if self.input_transform else "",
+                 "x + scale·r one Lambda layer" if self.scale_lambda else "",
+                 "head: Reshape, Dropout, 1×1 Conv2D, Reshape, Activation" if self.conv_head else ""]
+        return [w for w in words if w]
+
+
+#: Keras's graphs against cnnviz's networks, by Keras name (keras-applications' code, read layer by layer).
+KERAS_GRAPHS = {
+    "Xception": KerasGraph(), "VGG16": KerasGraph(fused=("ReLU",), absent=("Dropout", "AdaptiveAvgPool2d")),
+    "ResNet50": KerasGraph(pads=True), "ResNet50V2": KerasGraph(),
+    "InceptionV3": KerasGraph(absent=("Dropout",), input_transform=True),
+    "InceptionResNetV2": KerasGraph(absent=("Identity",), scale_lambda=True),
+    "MobileNet": KerasGraph(pads=True, conv_head=True), "MobileNetV2": KerasGraph(pads=True, absent=("Dropout",)),
+    "DenseNet121": KerasGraph(pads=True), "NASNetMobile": KerasGraph(),
+}
+KERAS_GRAPHS.update({"VGG19": KERAS_GRAPHS["VGG16"], "ResNet101": KERAS_GRAPHS["ResNet50"],
+                     "ResNet152": KERAS_GRAPHS["ResNet50"], "ResNet101V2": KERAS_GRAPHS["ResNet50V2"],
+                     "ResNet152V2": KERAS_GRAPHS["ResNet50V2"], "DenseNet169": KERAS_GRAPHS["DenseNet121"],
+                     "DenseNet201": KERAS_GRAPHS["DenseNet121"]})
+
+
+@dataclass(frozen=True)
+class KerasDepth:
+    """The longest path from the input to the output of a registered network, in graph nodes: ``traced``
+    counts every node of cnnviz's traced graph (the input, each module, each function such as an addition
+    or a concatenation), ``keras`` the layer objects of Keras's graph (``KerasGraph``'s rules), the input
+    layer included: the "topological depth" that Keras's applications table once printed."""
+    traced: int
+    keras: int
+    graph: KerasGraph
+
+
+def _strided_padding(module) -> bool:
+    import torch.nn as nn
+    stride = getattr(module, "stride", 1)
+    padding = getattr(module, "padding", 0)
+    strided = max(stride) > 1 if isinstance(stride, tuple) else (stride or 1) > 1
+    padded = max(padding) > 0 if isinstance(padding, tuple) else padding not in (0, "valid")
+    return isinstance(module, (nn.Conv2d, nn.MaxPool2d)) and strided and padded
+
+
+def _global_pool(node, modules) -> bool:
+    """Whether fx node ``node`` pools to one value per channel (the output size 1 of an adaptive pool),
+    looking through dropout (torchvision's Inception-v3 drops out before it flattens)."""
+    import torch.nn as nn
+    while node.op == "call_module" and isinstance(modules[node.target], nn.Dropout):
+        node = node.all_input_nodes[0]
+    if node.op == "call_module" and isinstance(modules[node.target], nn.AdaptiveAvgPool2d):
+        return modules[node.target].output_size in (1, (1, 1))
+    if node.op == "call_function" and getattr(node.target, "__name__", "") == "adaptive_avg_pool2d":
+        return node.args[1] in (1, (1, 1)) if len(node.args) > 1 else node.kwargs.get("output_size") in (1, (1, 1))
+    return False
+
+
+def keras_depth(row: KerasRow) -> KerasDepth:
+    """``row``'s network traced with ``torch.fx`` and its longest path counted twice: in cnnviz's nodes
+    and in Keras's layer objects (see ``KerasDepth``, ``KERAS_GRAPHS``). Xception's 126, VGG-16's 23,
+    VGG-19's 26, InceptionV3's 159 and InceptionResNetV2's 572 come out as the lecture's table prints them."""
+    if row.model is None:
+        raise LookupError(f"cnnviz does not build Keras's {row.keras_name}.")
+    import torch
+    import torch.fx as fx
+    import torch.nn as nn
+
+    from cnnviz import models
+    from cnnviz.models.xception import SeparableConv2d
+
+    class Tracer(fx.Tracer):  # Keras's SeparableConv2D is one layer
+        def is_leaf_module(self, m, qualified_name):
+            return isinstance(m, SeparableConv2d) or super().is_leaf_module(m, qualified_name)
+
+    rules = KERAS_GRAPHS[row.keras_name]
+    with torch.device("meta"):
+        net = models.get(row.model).eval()
+    graph = Tracer().trace(net)
+    modules = dict(net.named_modules())
+    seen_module = False
+    traced, keras = {}, {}
+    for node in graph.nodes:
+        before = [n for n in node.all_input_nodes if n in traced]
+        t = max((traced[n] for n in before), default=0)
+        k = max((keras[n] for n in before), default=0)
+        if node.op == "output":
+            traced[node], keras[node] = t, k
+            continue
+        if node.op == "get_attr":
+            traced[node] = keras[node] = 0
+            continue
+        weight = 1
+        kind = type(modules[node.target]).__name__ if node.op == "call_module" else getattr(node.target, "__name__",
+                                                                                             str(node.target))
+        if node.op == "call_module":
+            module = modules[node.target]
+            if kind in rules.fused or kind in rules.absent:
+                weight = 0
+            elif rules.pads and _strided_padding(module):
+                weight = 2          # ZeroPadding2D + the layer
+            elif rules.conv_head and isinstance(module, nn.Linear):
+                weight = 5
+            seen_module = True
+        elif node.op != "placeholder":
+            if kind == "flatten" and any(_global_pool(n, modules) for n in node.all_input_nodes):
+                weight = 0
+            elif rules.input_transform and not seen_module:
+                weight = 0
+            elif rules.scale_lambda and kind == "mul":
+                weight = 0
+            elif kind == "cat" and isinstance(node.args[0], (list, tuple)) and len(node.args[0]) == 1:
+                weight = 0          # torchvision's DenseNet concatenates a one-tensor list
+        traced[node], keras[node] = t + 1, k + weight
+    out = next(n for n in graph.nodes if n.op == "output")
+    return KerasDepth(traced[out], keras[out], rules)
 
 
 # ----------------------------------------------------------------------------- other published figures

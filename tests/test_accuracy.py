@@ -161,19 +161,64 @@ def _aux_running(net):
                                      if isinstance(m, nn.BatchNorm2d))
 
 
+# Keras's graphs counted by hand from keras-applications' code: layer objects on the longest path, the input
+# included. MobileNet: input, conv1_pad, conv1, bn, relu; 13 blocks of depthwise, bn, relu, pointwise, bn, relu,
+# plus ZeroPadding2D before the 4 strided ones; GAP, Reshape, Dropout, conv_preds, Activation, Reshape.
+# MobileNetV2: input, pad, conv, bn, relu; block 0: depthwise, bn, relu, project, bn; 16 blocks of expand, bn,
+# relu, depthwise, bn, relu, project, bn, plus 4 pads and 10 additions; conv, bn, relu, GAP, dense.
+# ResNet50: input, pad, conv, bn, relu, pad, pool; 16 blocks of conv, bn, relu, conv, bn, relu, conv, bn, add,
+# relu; GAP, dense. ResNet50V2: input, pad, conv, pad, pool; 16 blocks of bn, relu, conv, bn, relu, pad, conv,
+# bn, relu, conv, add; bn, relu, GAP, dense. DenseNet121: input, pad, conv, bn, relu, pad, pool; 58 layers of
+# bn, relu, conv, bn, relu, conv, concatenate; 3 transitions of bn, relu, conv, pool; bn, relu, GAP, dense.
+BY_HAND = {"MobileNet": 5 + 13 * 6 + 4 + 6, "MobileNetV2": 5 + 5 + 16 * 8 + 4 + 10 + 5,
+           "ResNet50": 7 + 16 * 10 + 2, "ResNet50V2": 5 + 16 * 11 + 4, "DenseNet121": 7 + 58 * 7 + 3 * 4 + 4}
+
+
+@pytest.mark.parametrize("row", [r for r in KERAS_TABLE if r.model], ids=lambda r: r.keras_name)
+def test_keras_depths_are_layers_on_the_longest_path(row):
+    """Oracle: the lecture's table where its depth counts layer objects (Xception, VGG-16/19, InceptionV3,
+    InceptionResNetV2, to the layer), hand counts of Keras's code for five others (``BY_HAND``), and the weight
+    layers of the name for the DenseNets, whose table depth counts those instead."""
+    d = accuracy.keras_depth(row)
+    if row.keras_name in ("Xception", "VGG16", "VGG19", "InceptionV3", "InceptionResNetV2"):
+        assert d.keras == row.depth
+    if row.keras_name in BY_HAND:
+        assert d.keras == BY_HAND[row.keras_name]
+    if row.keras_name.startswith("DenseNet"):
+        from cnnviz.figures import comparison
+        assert row.depth == comparison.depth(row.model).path != d.keras
+    if row.keras_name.startswith("ResNet"):            # the same stem and head, ten (V2: eleven) layers a block
+        blocks = sum(type(m).__name__.startswith(("Bottleneck", "PreActBottleneck")) for m in _meta(row.model).modules())
+        assert blocks == {"50": 16, "101": 33, "152": 50}[row.keras_name[6:9].rstrip("V")]
+        assert d.keras == (9 + 10 * blocks if row.keras_name.endswith(("50", "101", "152")) else 9 + 11 * blocks)
+
+
+def test_keras_depth_rules_each_matter(monkeypatch):
+    """The traced graph alone does not give Keras's count: VGG-16's chain has a node per module (and the
+    flatten), InceptionV3 without its rules counts torchvision's input transform and dropout."""
+    rows = {r.keras_name: r for r in KERAS_TABLE}
+    vgg = accuracy.keras_depth(rows["VGG16"])
+    net = _meta("vgg16")
+    leaves = [m for m in net.modules() if not list(m.children())]
+    assert vgg.traced == 1 + len(leaves) + 1          # input, every module, the flatten
+    monkeypatch.setitem(accuracy.KERAS_GRAPHS, "InceptionV3", accuracy.KerasGraph())
+    assert accuracy.keras_depth(rows["InceptionV3"]).keras == rows["InceptionV3"].depth + 5 + 1
+    with pytest.raises(LookupError, match="NASNetMobile"):
+        accuracy.keras_depth(accuracy.KerasRow(None, "NASNetMobile", 1, 0.1, 0.2, 1, None))
+
+
 def test_keras_rows_are_the_lectures_and_well_formed():
     assert len(KERAS_TABLE) == 17 and len({r.keras_name for r in KERAS_TABLE}) == 17
-    assert [r.keras_name for r in KERAS_TABLE if r.model is None] == ["NASNetMobile"]
+    assert all(r.model for r in KERAS_TABLE)             # cnnviz builds every row's network, NASNetMobile last
     for row in KERAS_TABLE:
-        if row.model is not None:
-            models.info(row.model)
+        models.info(row.model)
         assert 0 < row.top1 < row.top5 < 1
     # the file sizes are the parameters at 4 bytes each (MiB), give or take the file's overhead (NASNetMobile's
     # file is 13 % larger than its weights)
     for row in KERAS_TABLE:
         assert row.params * 4 / 2 ** 20 == pytest.approx(row.size_mb, rel=0.15)
-    with pytest.raises(LookupError, match="NASNetMobile"):
-        accuracy.keras_count(KERAS_TABLE[-1])
+    with pytest.raises(LookupError, match="NASNetMobile"):                  # a row without a network
+        accuracy.keras_count(accuracy.KerasRow(None, "NASNetMobile", 23, 0.744, 0.919, 5_326_716, None))
 
 
 # ----------------------------------------------------------------------------- other published figures

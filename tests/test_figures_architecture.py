@@ -115,6 +115,33 @@ def test_svg_heights_follow_the_chosen_quantity(vgg16):
     assert fa.architecture_svg(units, size_by="params") != fa.architecture_svg(units, size_by="macs")
 
 
+def test_block_svg_labels_layers_and_shares_a_scale():
+    """Oracle: the block's own modules (kernel, channels, groups) and its summary (every block's height ∝ √params,
+    on the common ``peak``)."""
+    with torch.device("meta"):
+        plain = models.get("resnet50_tv").layer1[1]
+        grouped = models.get("resnext50_32x4d").layer1[1]
+        gated = models.get("se_resnet50").layer1[1]
+    assert fa.layer_label(grouped.conv2) == "3×3 conv, 128, 32 groups"
+    assert fa.layer_label(plain.conv3) == "1×1 conv, 256"
+    assert fa.layer_label(gated.se) == "SE gate" and fa.layer_label(torch.nn.ReLU()) == "ReLU"
+    peak = 4 * plain.conv2.weight.numel()
+    heights = {}
+    for name, block in (("plain", plain), ("grouped", grouped), ("gated", gated)):
+        svg = fa.block_svg(block, (256, 56, 56), peak=peak, title=name)
+        texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
+        heights[name] = [float(r.get("height")) for r in _blocks(svg)]
+        assert "receptive field" not in texts
+        units = fa.diagram_units(summary(block, (256, 56, 56)))
+        expected = [fa.layer_label(block.get_submodule(u.name)) for u in units]
+        assert [t for t in texts if t in expected] == expected and ("SE gate" in expected) == (name == "gated")
+        for h, u in zip(heights[name], units):
+            assert h == pytest.approx(heights["plain"][1] * (u.params / plain.conv2.weight.numel()) ** 0.5, rel=1e-2)
+    assert len(heights["gated"]) == 4 and heights["grouped"][1] < heights["plain"][1]
+    with pytest.raises(ValueError, match="one label per unit"):
+        fa.architecture_svg(fa.diagram_units(summary(plain, (256, 56, 56))), labels=["a"])
+
+
 def test_svg_highlight_receptive_field_and_colours(vgg16):
     units = fa.diagram_units(vgg16)
     k = 7  # conv3_2: receptive field 32, jump 4

@@ -214,3 +214,277 @@ def test_inception_v4_has_the_papers_modules_and_the_public_count():
     assert shapes["reduction_b"] == (1536, 8, 8) and shapes["inception_c"] == (1536, 8, 8)
     # the paper prints no parameter count; other implementations of its figures (timm's inception_v4) have this one
     assert count_params(net) == 42_679_816
+
+
+def test_nasnet_mobile_has_keras_counts_and_the_papers_costs():
+    """Keras's ``NASNetMobile().summary()``: 5,289,978 trainable and 36,738 non-trainable parameters (batch norm's
+    running means and variances), 5,326,716 in all, the Keras table's figure; Zoph et al., Table 2, NASNet-A
+    (4 @ 1056): 5.3 M parameters and 564 M multiply-adds."""
+    net = _meta("nasnet_mobile")
+    running = sum(m.running_mean.numel() + m.running_var.numel() for m in net.modules()
+                  if isinstance(m, nn.BatchNorm2d))
+    assert count_params(net) == 5_289_978 and running == 36_738
+    assert count_params(net) + running == 5_326_716
+    assert all(m.eps == 1e-3 and m.momentum == pytest.approx(1 - 0.9997) for m in net.modules()
+               if isinstance(m, nn.BatchNorm2d))                    # Keras's BatchNormalization(0.9997, 1e-3)
+    s = summary(net, (3, 224, 224))
+    from cnnviz.models.nasnet import PAPER_MOBILE
+    assert round(s.total_params / 1e5) / 10 == PAPER_MOBILE["params"] / 1e6 == 5.3
+    assert round(s.total_macs / 1e6) == PAPER_MOBILE["mult_adds"] / 1e6 == 564
+
+
+def test_nasnet_mobile_stacks_keras_cells():
+    from cnnviz.models.nasnet import FactorizedReduction, NormalCell, ReductionCell, ReLUConvBN
+    net = _meta("nasnet_mobile")
+    cells = dict(net.cells.items())
+    reductions = [n for n, c in cells.items() if isinstance(c, ReductionCell)]
+    normals = [n for n, c in cells.items() if isinstance(c, NormalCell)]
+    assert reductions == ["stem_1", "stem_2", "reduce_4", "reduce_8"] and len(cells) == 16   # Keras's block ids
+    assert normals == [str(i) for i in (0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12)]               # 3 stacks of N = 4
+    assert [cells[n].filters for n in normals] == [44] * 4 + [88] * 4 + [176] * 4               # 1056 / 24 = 44
+    assert [cells[n].filters for n in reductions] == [11, 22, 88, 176]
+    # _adjust_block: the factorized reduction where p comes from before a reduction, else a 1×1 projection
+    assert [n for n, c in cells.items() if isinstance(c.adjust, FactorizedReduction)] == ["stem_2", "0", "5", "9"]
+    assert [n for n, c in cells.items() if c.adjust is None] == ["stem_1"]
+    assert all(isinstance(c.adjust, ReLUConvBN) for n, c in cells.items() if n in ("1", "2", "3", "reduce_4"))
+    shapes = {}
+    hooks = [c.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
+             for n, c in cells.items()]
+    f = net.forward_features(torch.zeros(1, 3, 224, 224, device="meta"))
+    for h in hooks:
+        h.remove()
+    assert f.shape == (1, 1056, 7, 7)
+    for n in normals:                                          # concat(p, x1, ..., x5): 6 × filters
+        assert shapes[n][0] == 6 * cells[n].filters == cells[n].out_channels
+    for n in reductions:                                       # concat(x2, x3, x4, x5): 4 × filters
+        assert shapes[n][0] == 4 * cells[n].filters == cells[n].out_channels
+    assert [shapes[n][1] for n in ("stem_1", "stem_2", "3", "reduce_4", "8", "reduce_8", "12")] == \
+           [56, 28, 28, 14, 14, 7, 7]
+
+
+def test_nasnet_mobile_runs_on_a_224_batch_and_pads_as_keras_does():
+    from cnnviz.models.nasnet import KerasPad
+    torch.manual_seed(0)
+    net = models.get("nasnet_mobile").eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        f = net.forward_features(x)
+        out = net(x)
+    assert f.shape == (2, 1056, 7, 7) and out.shape == (2, 1000) and torch.isfinite(out).all()
+    torch.testing.assert_close(out, net.forward_head(f), rtol=0, atol=0)
+    # correct_pad: k // 2 below and right; above and left one fewer where the side is even
+    ones = torch.ones(1, 1, 8, 7)
+    padded = KerasPad(3)(ones)
+    assert padded.shape == (1, 1, 9, 9)                        # 8 → 0 + 8 + 1, 7 → 1 + 7 + 1
+    assert padded[0, 0, 0, 1:8].eq(1).all() and padded[0, 0, -1].eq(0).all() and padded[0, 0, :, 0].eq(0).all()
+    assert KerasPad(7)(ones).shape == (1, 1, 8 + 2 + 3, 7 + 3 + 3)
+    # 'same' average pooling averages over the map only (no zeros from the padding)
+    pool = net.cells["0"].left3
+    torch.testing.assert_close(pool(ones), ones)
+
+
+def test_nasnet_mobile_refuses_inputs_where_keras_would_build_another_network():
+    from cnnviz.models.nasnet import NASNet
+    from cnnviz.summaries import InputTooSmall
+    net = _meta("nasnet_mobile")
+    summary(net, (3, 19, 19))                                  # 9, 5, 3, 2, 1: every reduction still halves
+    with pytest.raises(InputTooSmall, match="Keras") as err:
+        summary(net, (3, 18, 18))                              # 8, 4, 2, 1, 1: cell 9's p would be projected
+    assert err.value.min_size == 19 and err.value.layer == "cells.9"
+    with pytest.raises(ValueError, match="multiple of 24"):
+        NASNet(penultimate_filters=1000)
+
+
+# ----------------------------------------------------------------------------- FractalNet
+# Larsson et al. 2017. Table 1 prints "FractalNet (20 layers, 38.6M params)"; the network the paper describes
+# (5 blocks of 3 columns, 64-128-256-512-512 channels, 3×3 conv + BN + ReLU, 2×2 max pools, a linear layer)
+# has 33.7 M, as do the authors' Caffe generator and other re-implementations: the description is pinned.
+
+def _fractal_calls(net, x, **kwargs):
+    """The conv units and joins ``net`` calls on ``x``, in order, and its output (hooks removed afterwards)."""
+    from cnnviz.models.fractalnet import ConvBNReLU, Join
+    calls, handles = [], []
+    for m in net.modules():
+        if isinstance(m, (ConvBNReLU, Join)):
+            handles.append(m.register_forward_hook(lambda m, i, o: calls.append(m)))
+    try:
+        out = net(x, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    assert all(not m._forward_hooks for m in net.modules())
+    return calls, out
+
+
+def test_fractalnet20_has_the_described_count_not_table_1s():
+    from cnnviz.layers import dense_params
+    from cnnviz.models import fractalnet as fn
+    net = _meta("fractalnet20")
+    # per block: the first unit of each of the 3 columns reads the block's input, the other 4 its width
+    expected, c_in = dense_params(512, 10), 3
+    for c in fn.CIFAR_CHANNELS:
+        expected += 3 * conv_params(c_in, c, 3, bias=False) + 4 * conv_params(c, c, 3, bias=False) + 7 * 2 * c
+        c_in = c
+    assert count_params(net) == expected == 33_724_618
+    assert round(count_params(net) / 1e5) / 10 == 33.7
+    assert fn.PAPER_PARAMS["fractalnet20"] == 38.6e6          # Table 1's figure, 4.9 M more than described
+    assert sum(isinstance(m, nn.Conv2d) for m in net.modules()) == 5 * (2 ** 3 - 1)   # B (2^C − 1) = 35
+    assert sum(isinstance(m, fn.Join) for m in net.modules()) == 5 * 2                # a 2- and a 3-input join
+    assert models.info("fractalnet20").family == "fractalnet" and models.info("fractalnet20").num_classes == 10
+
+
+@pytest.mark.parametrize("columns, depth", [(3, 20), (4, 40)])
+def test_fractalnet_longest_path_has_b_times_2_to_the_c_minus_1_convolutions(columns, depth):
+    """Oracle: the longest path through the traced graph (a conv unit adds one to its input's depth, a join
+    takes its deepest input), not the network's own bookkeeping."""
+    from cnnviz.models import fractalnet as fn
+    with torch.device("meta"):
+        net = fn.fractalnet(columns).eval()
+    seen, handles = {}, []
+
+    def conv_hook(m, i, o):
+        seen[id(o)] = (o, seen.get(id(i[0]), (None, 0))[1] + 1)
+
+    def pass_hook(m, i, o):          # joins and pools: the deepest input
+        seen[id(o)] = (o, max(seen.get(id(t), (None, 0))[1] for t in i))
+
+    for m in net.modules():
+        if isinstance(m, fn.ConvBNReLU):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, (fn.Join, nn.MaxPool2d)):
+            handles.append(m.register_forward_hook(pass_hook))
+    try:
+        f = net.forward_features(torch.zeros(1, 3, 32, 32, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    assert seen[id(f)][1] == depth == net.depth
+    columns_alone = [len(_fractal_calls(net, torch.zeros(1, 3, 32, 32, device="meta"), column=k)[0])
+                     for k in range(1, columns + 1)]
+    assert columns_alone == [5 * 2 ** (k - 1) for k in range(1, columns + 1)]   # column k: 2^(k−1) per block
+    assert max(columns_alone) == depth
+
+
+def test_fractal_block_at_test_time_is_the_mean_of_its_columns():
+    """Oracle built from the block's own conv units: f₃(x) = mean(conv(x), col₂(h), col₃(h)), h = f₂(x) =
+    mean(conv(x), conv(conv(x))), the three-input join of the paper's figure (not a mean of a mean)."""
+    from cnnviz.models.fractalnet import FractalBlock
+    torch.manual_seed(0)
+    block = FractalBlock(2, 3, 3)
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):   # running statistics that are not the identity
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+    block.eval()
+    x = torch.randn(2, 2, 5, 5)
+    f, s = block.first, block.second
+    with torch.no_grad():
+        h = (f.conv(x) + f.second.conv(f.first.conv(x))) / 2
+        columns = [block.conv(x), s.conv(h), s.second.conv(s.first.conv(h))]
+        torch.testing.assert_close(block(x), sum(columns) / 3)
+        assert not torch.allclose(block(x), (columns[0] + (columns[1] + columns[2]) / 2) / 2)
+        assert block(x).shape == (2, 3, 5, 5)
+        for k, layers in enumerate(([block.conv], [f.conv, s.conv], [f.first.conv, f.second.conv,
+                                                                      s.first.conv, s.second.conv]), 1):
+            assert block.column_layers(k) == layers
+            y = x
+            for layer in layers:
+                y = layer(y)
+            torch.testing.assert_close(block(x, column=k), y)
+
+
+@pytest.mark.parametrize("inputs", [2, 3, 4])
+def test_fractal_local_drop_path_keeps_one_input_and_drops_at_the_papers_rate(inputs):
+    """Each input dropped with p = 0.15, one kept at random when all are: a drop rate of p − pⁿ/n per input;
+    the join averages the kept ones; at test time it is the plain mean."""
+    from cnnviz.models.fractalnet import Join
+    join = Join(inputs, 0.15).train()
+    xs = [torch.full((1, 1, 1, 1), 10.0 ** i) for i in range(inputs)]
+    torch.manual_seed(0)
+    draws = 3000
+    dropped = 0
+    for _ in range(draws):
+        out = join(*xs)
+        kept = join.last_kept
+        assert any(kept)
+        torch.testing.assert_close(out, sum(x for x, k in zip(xs, kept) if k) / sum(kept))
+        dropped += inputs - sum(kept)
+    rate, expected = dropped / (draws * inputs), 0.15 - 0.15 ** inputs / inputs
+    assert abs(rate - expected) < 0.012, (rate, expected)
+    join.eval()
+    torch.testing.assert_close(join(*xs), sum(xs) / inputs)
+    with pytest.raises(ValueError, match="averages 4 inputs"):
+        Join(4)(*xs[:1])
+
+
+def test_fractal_global_drop_path_runs_exactly_one_column_and_the_mix_is_half_and_half():
+    from cnnviz.models import fractalnet as fn
+    torch.manual_seed(0)
+    net = fn.fractalnet(3, channels=(4, 4, 4, 4, 4), global_ratio=1.0).train()
+    x = torch.randn(2, 3, 32, 32)
+    drawn = []
+    for _ in range(30):
+        calls, out = _fractal_calls(net, x)
+        k = net.last_column
+        drawn.append(k)
+        column = [m for block, _ in net._stages() for m in block.column_layers(k)]
+        assert calls == column                                   # that column's units, in order, and no join
+        assert out.shape == (2, 10)
+    assert set(drawn) == {1, 2, 3}
+    mixed = fn.fractalnet(3, channels=(4, 4, 4, 4, 4)).train()   # the paper's 50/50 mix, per mini-batch
+    torch.manual_seed(1)
+    share = 0
+    for _ in range(200):
+        calls, _ = _fractal_calls(mixed, x)
+        is_global = mixed.last_column is not None
+        share += is_global
+        assert any(isinstance(m, fn.Join) for m in calls) != is_global
+    assert abs(share / 200 - 0.5) < 0.1
+
+
+def test_fractalnet_column_is_a_chain_of_the_fractals_own_layers():
+    from cnnviz.models import fractalnet as fn
+    torch.manual_seed(0)
+    net = fn.fractalnet(3, channels=(4, 6, 8, 8, 8)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    params = {id(p) for p in net.parameters()}
+    with torch.no_grad():
+        for k in (1, 2, 3):
+            col = net.column(k)
+            assert sum(isinstance(m, nn.Conv2d) for m in col.modules()) == 5 * 2 ** (k - 1)
+            assert all(id(p) in params for p in col.parameters())          # shared, not copied
+            torch.testing.assert_close(col(x), net(x, column=k))
+            torch.testing.assert_close(col(x), col.forward_head(col.forward_features(x)))
+    with pytest.raises(ValueError, match="numbered 1"):
+        net.column(4)
+
+
+def test_fractalnet20_classifies_a_real_batch():
+    torch.manual_seed(0)
+    net = models.get("fractalnet20")
+    x = torch.randn(2, 3, 32, 32)
+    assert net.feature_layers == ("block1", "block2", "block3", "block4", "block5")
+    with torch.no_grad():
+        assert net(x).shape == (2, 10)                                      # training: drop-path
+        net.eval()
+        out = net(x)
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+        torch.testing.assert_close(out, net.forward_head(net.forward_features(x)))
+        assert net.forward_features(x).shape == (2, 512, 1, 1)
+
+
+def test_fractalnet_refuses_what_the_paper_does_not_define():
+    from cnnviz.models import fractalnet as fn
+    with pytest.raises(ValueError, match="columns"):
+        fn.fractalnet(0)
+    with pytest.raises(ValueError, match="channels"):
+        fn.fractalnet(3, channels=(64, 0))
+    with pytest.raises(ValueError, match="one dropout rate per block"):
+        fn.fractalnet(3, dropout=(0.1, 0.2))
+    with pytest.raises(ValueError, match="local drop-path"):
+        fn.fractalnet(3, local_drop=1.0)
+    with pytest.raises(ValueError, match="global_ratio"):
+        fn.fractalnet(3, global_ratio=1.5)
+    with pytest.raises(ValueError, match="at least 2"):
+        fn.Join(1)
+    with pytest.raises(RuntimeError, match="block around it"):
+        fn.FractalBlock(4, 4, 3).second(torch.zeros(1, 4, 4, 4))

@@ -56,10 +56,11 @@ def test_the_registry_holds_the_course():
                 "densenet121", "densenet169", "densenet201", "densenet264", "densenet_bc_100",
                 "wide_resnet50_2", "resnext50_32x4d", "resnext101_32x8d", "se_resnet50", "wrn28_10",
                 "resnet110_stochastic_depth", "mobilenet_v1", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1",
-                "inception_v3", "inception_v4", "inception_resnet_v2", "xception", "resnet50_v2", "resnet101_v2", "resnet152_v2"}
+                "inception_v3", "inception_v4", "inception_resnet_v2", "xception", "resnet50_v2", "resnet101_v2", "resnet152_v2",
+                "nasnet_mobile", "fractalnet20"}
     assert expected <= set(NAMES), sorted(expected - set(NAMES))
     assert models.families() == ["lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "improved_resnet",
-                                "densenet", "xception", "mobilenet", "squeezenet", "shapesnet"]
+                                "fractalnet", "densenet", "xception", "mobilenet", "nasnet", "squeezenet", "shapesnet"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from cnnviz.plot import style
 
 __all__ = ["KIND_COLOURS", "SIZE_BY", "ELEMENTWISE", "kind_colour", "diagram_units", "architecture_svg",
-           "architecture_figure", "model_zoo_figure", "human", "unit_label", "LECTURE_INCEPTION", "inception_presets",
+           "architecture_figure", "model_zoo_figure", "human", "unit_label", "layer_label", "block_svg", "LECTURE_INCEPTION", "inception_presets",
            "inception_branches", "inception_cost_svg", "inception_cost_figure"]
 
 #: Colours by the family of a layer's kind (the same in the SVG diagram, the twin and the widgets).
@@ -269,7 +269,8 @@ def _text(x, y, text, size, *, anchor="start", weight=None, fill="#222", extra="
 
 def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Optional[str] = None,
                      width: int = 720, height: int = 330, highlight: Optional[int] = None,
-                     input_size: Optional[int] = None) -> str:
+                     input_size: Optional[int] = None, labels: Optional[Sequence[str]] = None,
+                     peak: Optional[float] = None, receptive_field: bool = True) -> str:
     """A block diagram of the layers ``units`` as an SVG string (works in any page, no JavaScript).
 
     Each unit is a block, left to right; its height is proportional to the square
@@ -283,6 +284,9 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     Hovering a block shows its full row. The picture scales down to narrower pages
     (its text with it): ``width`` (px) is drawn at full size, 720 fits a book's column. Where the
     colour keys do not fit beside the caption they take a second row, 22 px under ``height``.
+    ``labels`` (one per unit) replace ``unit_label``'s. ``peak`` is the value drawn at full height (default:
+    the largest unit's; give the same one to diagrams meant to be compared). ``receptive_field=False`` leaves
+    out the receptive-field track.
     """
     if size_by not in SIZE_BY:
         raise ValueError(f"size_by must be one of {', '.join(SIZE_BY)}, not {size_by!r}.")
@@ -292,7 +296,11 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     if highlight is not None and not (isinstance(highlight, int) and 0 <= highlight < len(units)):
         raise ValueError(f"highlight must be a unit index from 0 to {len(units) - 1}, not {highlight!r}.")
     n = len(units)
-    labels = [unit_label(u) for u in units]
+    if labels is None:
+        labels = [unit_label(u) for u in units]
+    elif len(labels) != n:
+        raise ValueError(f"Give one label per unit: {len(labels)} labels for {n} units.")
+    labels = [str(label) for label in labels]
     label_font = 14
     longest = max(len(s) for s in labels) * label_font * 0.52  # px, roughly (Helvetica, mostly lower case)
     upright = longest + 6 <= (width - 28) / n  # room for horizontal labels
@@ -308,7 +316,7 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     bar = max(2.0, min(slot * 0.74, 64.0))
     label_h = 24 if upright else 8 + rotated * sin + label_font * cos
     fields = [_rf(u) for u in units]
-    has_rf = any(f for f in fields)
+    has_rf = receptive_field and any(f for f in fields)
 
     y = 10
     parts = []
@@ -322,7 +330,7 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     band_top = y
     y += 22  # resolution labels
     legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
-    tallest = max(_metric(u, size_by) for u in units) or 1.0
+    tallest = (peak if peak is not None else max(_metric(u, size_by) for u in units)) or 1.0
     caption = f"block height ∝ √{SIZE_BY[size_by].split(' (')[0]} · tallest {human(tallest)}"
     keys_w = sum(16 + 8 * len(_legend_name(c)) + 20 for c in legend) + (150 if has_rf else 0)
     two_rows = len(caption) * 6.8 + 24 + keys_w > width - left - right  # caption above the colour keys
@@ -353,7 +361,7 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
                      f'height="{band_bottom - band_top:.1f}" fill="#ffd54f" opacity="0.45"/>')
 
     values = [_metric(u, size_by) for u in units]
-    peak = max(values) or 1.0
+    peak = max([*values, peak or 0.0]) or 1.0
     show_values = slot >= 46
     for i, (u, v) in enumerate(zip(units, values)):
         x = x_of(i) - bar / 2
@@ -398,6 +406,33 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
             f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" '
             f'aria-label="{html.escape(title or "architecture diagram")}">')
     return head + "".join(parts) + "</svg>"
+
+
+def layer_label(module) -> str:
+    """A layer (a ``torch.nn.Module``) described for a block diagram: ``3×3 conv, 128, 32 groups``,
+    ``1×1 conv, 256``, ``SE gate``; other modules by their class name."""
+    import torch.nn as nn
+    if isinstance(module, nn.Conv2d):
+        k = module.kernel_size
+        groups = f", {module.groups} groups" if module.groups > 1 else ""
+        return f"{k[0]}×{k[1]} conv, {module.out_channels}{groups}"
+    if type(module).__name__ == "SqueezeExcitation":
+        return "SE gate"
+    return type(module).__name__
+
+
+def block_svg(block, input_shape: Sequence[int], *, title: Optional[str] = None, size_by: str = "params",
+              peak: Optional[float] = None, width: int = 720, height: int = 220) -> str:
+    """One block of a network (a residual block, an Inception module) drawn as ``architecture_svg`` draws a
+    network: its layers left to right (batch norm and activations left out), sized by ``size_by``, each
+    labelled with its kernel, channels and groups (``layer_label``), with no receptive-field track.
+    ``input_shape`` = (C, H, W) of the block's input; ``peak`` as in ``architecture_svg`` (the same for
+    blocks drawn to be compared). The block's shortcut is not drawn: say so in the title."""
+    from cnnviz.summaries import summary
+    units = diagram_units(summary(block, tuple(input_shape)))
+    labels = [layer_label(block.get_submodule(u.name)) for u in units]
+    return architecture_svg(units, size_by=size_by, title=title, width=width, height=height, labels=labels,
+                            peak=peak, receptive_field=False)
 
 
 def _callout(u, x, y, index, room=None):

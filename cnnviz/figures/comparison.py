@@ -186,13 +186,14 @@ _BASE = {"alexnet": "AlexNet", "zfnet": "ZFNet", "vgg": "VGG-", "googlenet": "Go
 _SUFFIX = {"bn": "BN", "tv": "tv", "wide": "wide", "2gpu": "", "1998": "(1998)", "v2": "V2"}
 _FAMILY_LABELS = {"alexnet": "AlexNet & ZFNet", "vgg": "VGG", "googlenet": "GoogLeNet & Inception",
                   "resnet": "ResNet", "improved_resnet": "WRN, ResNeXt, SE", "densenet": "DenseNet", "lenet": "LeNet", "nin": "NiN",
-                  "mobilenet": "MobileNet", "squeezenet": "SqueezeNet", "xception": "Xception"}
+                  "mobilenet": "MobileNet", "squeezenet": "SqueezeNet", "xception": "Xception", "fractalnet": "FractalNet", "nasnet": "NASNet"}
 # names the pattern below cannot spell
 _LABELS = {"wide_resnet50_2": "WRN-50-2", "resnext50_32x4d": "ResNeXt-50 32×4d", "resnext101_32x8d": "ResNeXt-101 32×8d",
            "se_resnet50": "SE-ResNet-50", "wrn28_10": "WRN-28-10", "resnet110_stochastic_depth": "ResNet-110 SD",
            "mobilenet_v1": "MobileNet v1", "mobilenet_v2": "MobileNet v2", "squeezenet1_0": "SqueezeNet 1.0",
            "squeezenet1_1": "SqueezeNet 1.1", "inception_v3": "Inception-v3", "xception": "Xception",
-           "inception_resnet_v2": "Inception-ResNet-v2", "inception_v4": "Inception-v4"}
+           "inception_resnet_v2": "Inception-ResNet-v2", "inception_v4": "Inception-v4", "fractalnet20": "FractalNet-20",
+           "nasnet_mobile": "NASNet-Mobile"}
 
 
 def model_label(name: str) -> str:

@@ -4,8 +4,8 @@
 lists the names; ``info(name)`` tells its family, paper and default input.
 The registry is a plain dict, filled by one module per family
 (``lenet``, ``alexnet``, ``vgg``, ``nin``, ``googlenet``, ``inception_v3``,
-``inception_v4``, ``inception_resnet_v2``, ``resnet``, ``resnet_v2``, ``improved_resnet``, ``densenet``,
-``xception``, ``mobilenet``, ``squeezenet``, and ``shapesnet``, the small network chapter 6
+``inception_v4``, ``inception_resnet_v2``, ``resnet``, ``resnet_v2``, ``improved_resnet``, ``fractalnet``,
+``densenet``, ``xception``, ``mobilenet``, ``nasnet``, ``squeezenet``, and ``shapesnet``, the small network chapter 6
 trains offline)
 the first time it is asked for. See ``_registry`` for the
 contract every model follows.
@@ -21,7 +21,7 @@ __all__ = ["get", "available", "info", "families", "register", "ModelSpec", "Wei
 # registration order = the order of the course; shapesnet is the offline model of the visualisation chapter
 _FAMILIES = ("lenet", "alexnet", "vgg", "nin", "googlenet", "inception_v3", "inception_v4", "inception_resnet_v2",
              "resnet", "resnet_v2",
-             "improved_resnet", "densenet", "xception", "mobilenet", "squeezenet", "shapesnet")
+             "improved_resnet", "fractalnet", "densenet", "xception", "mobilenet", "nasnet", "squeezenet", "shapesnet")
 _loaded = False
 
 

@@ -26,7 +26,8 @@ V1_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
 #: Table 8 of Howard et al.: 1.0 MobileNet-224, as printed (millions).
 PAPER_V1 = {"mult_adds": 569e6, "params": 4.2e6}
 #: Table 4 of Sandler et al.: MobileNetV2 (1.0, 224), as printed. Its parameters (3.4 M) are not torchvision's
-#: network's (3,504,872, which rounds to 3.5 M): the difference is not explained in the paper.
+#: network's (3,504,872, which rounds to 3.5 M; 3,470,760 without batch norm's γ and β, 3.47 M): the paper does
+#: not say how it counted, and no count of the network we tried rounds to 3.4 M (chapter 12 shows them).
 PAPER_V2 = {"mult_adds": 300e6, "params": 3.4e6}
 
 

@@ -18,12 +18,15 @@ __all__ = ["Xception", "xception", "SeparableConv2d"]
 
 
 class SeparableConv2d(nn.Sequential):
-    """Keras's ``SeparableConv2D`` with ``padding="same"`` and no bias: a 3×3 depthwise convolution (one
-    filter per channel) followed by a 1×1 pointwise convolution to ``c_out`` channels."""
+    """Keras's ``SeparableConv2D`` without bias: a k×k depthwise convolution (one filter per channel, with
+    the stride) followed by a 1×1 pointwise convolution to ``c_out`` channels. Padding "same" (k // 2 on
+    every side) at stride 1, "valid" (none) at stride 2, where Keras's NASNet zero-pads beforehand.
+    Xception's are all 3×3 with stride 1. (B, c_in, H, W) → (B, c_out, H', W')."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1):
         super().__init__()
-        self.depthwise = nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False)
+        padding = kernel_size // 2 if stride == 1 else 0
+        self.depthwise = nn.Conv2d(c_in, c_in, kernel_size, stride, padding, groups=c_in, bias=False)
         self.pointwise = nn.Conv2d(c_in, c_out, 1, bias=False)
 
 
