@@ -1,0 +1,690 @@
+/* cnnviz live explorers: the kernel editor and the convolution explorer, computed in the reader's browser.
+ *
+ * Written for cnnviz (no framework, no network). Python stays the source of truth: every function here
+ * mirrors one of cnnviz's (named in its comment), and the tests hold the page's numbers, sentences and
+ * pixels to them. Nothing typed by a reader reaches eval or innerHTML: text goes in with textContent,
+ * and the only markup (<b>, <br>) is built as DOM nodes.
+ *
+ * Entry point: cnnvizLive.mount(container, data), where data.kind is "kernel-editor" or "conv-explorer".
+ */
+(function (root) {
+  "use strict";
+  if (root.cnnvizLive) { return; }
+
+  // ------------------------------------------------------------------ small helpers
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      if (key === "text") { node.textContent = attrs[key]; }
+      else if (key === "class") { node.className = attrs[key]; }
+      else if (key === "style") { node.style.cssText = attrs[key]; }
+      else { node.setAttribute(key, attrs[key]); }
+    });
+    (children || []).forEach(function (child) { node.appendChild(child); });
+    return node;
+  }
+
+  /** Python's "{:,}" for an integer. */
+  function thousands(n) {
+    var s = String(Math.abs(n)), out = "";
+    while (s.length > 3) { out = "," + s.slice(-3) + out; s = s.slice(0, -3); }
+    return (n < 0 ? "-" : "") + s + out;
+  }
+
+  /** Python's repr() of a one-line str, as cnnviz's sentences quote what a person typed. */
+  function pyRepr(s) {
+    var quote = (s.indexOf("'") >= 0 && s.indexOf('"') < 0) ? '"' : "'";
+    var out = "";
+    for (var i = 0; i < s.length; i++) {
+      var c = s[i], code = s.charCodeAt(i);
+      if (c === "\\") { out += "\\\\"; }
+      else if (c === quote) { out += "\\" + c; }
+      else if (c === "\n") { out += "\\n"; }
+      else if (c === "\r") { out += "\\r"; }
+      else if (c === "\t") { out += "\\t"; }
+      else if (code < 32 || code === 127) { out += "\\x" + (code < 16 ? "0" : "") + code.toString(16); }
+      else { out += c; }
+    }
+    return quote + out + quote;
+  }
+
+  /** Markup with <b> and <br> only (cnnviz's arithmetic text) as DOM nodes: no innerHTML. */
+  function renderMarkup(target, markup) {
+    target.textContent = "";
+    var parts = markup.split(/(<b>|<\/b>|<br>)/), bold = false;
+    parts.forEach(function (part) {
+      if (part === "<b>") { bold = true; }
+      else if (part === "</b>") { bold = false; }
+      else if (part === "<br>") { target.appendChild(document.createElement("br")); }
+      else if (part) { target.appendChild(bold ? el("b", { text: part }) : document.createTextNode(part)); }
+    });
+  }
+
+  // ------------------------------------------------------------------ cnnviz.kernels.parse_entry
+
+  var PY_FLOAT = /^[+-]?(?:(?:\d(?:_?\d)*)?\.\d(?:_?\d)*|\d(?:_?\d)*\.?)(?:[eE][+-]?\d(?:_?\d)*)?$/;
+  var PY_SPECIAL = /^[+-]?(?:inf|infinity|nan)$/i;
+
+  /** Python's float(str) for ASCII text: a number, or null where Python raises ValueError. */
+  function pyFloat(text) {
+    var s = text.replace(/^[\s]+|[\s]+$/g, "");
+    if (PY_SPECIAL.test(s)) {
+      var neg = s[0] === "-";
+      if (/nan$/i.test(s)) { return NaN; }
+      return neg ? -Infinity : Infinity;
+    }
+    if (!PY_FLOAT.test(s)) { return null; }
+    return Number(s.replace(/_/g, ""));
+  }
+
+  var EXAMPLES = "type a number such as 0, -1, 0.5 or 1/9.";
+
+  /** cnnviz.kernels.parse_entry: {value} or {error: the same sentence}. */
+  function parseEntry(text) {
+    var s = String(text).replace(/^\s+|\s+$/g, "").replace(/\u2212/g, "-");
+    if (!s) { return { error: "is empty: type a number such as 0, -1 or 1/9." }; }
+    var value;
+    var slash = s.indexOf("/");
+    if (slash >= 0) {
+      var num = pyFloat(s.slice(0, slash)), den = pyFloat(s.slice(slash + 1));
+      if (num === null || den === null) { return { error: pyRepr(s) + " is not a number: " + EXAMPLES }; }
+      if (den === 0) { return { error: pyRepr(s) + " divides by zero: " + EXAMPLES }; }
+      value = num / den;
+    } else {
+      value = pyFloat(s);
+      if (value === null) { return { error: pyRepr(s) + " is not a number: " + EXAMPLES }; }
+    }
+    if (!isFinite(value)) {
+      return { error: pyRepr(s) + " is not a finite number (NaN and infinity are not allowed): " + EXAMPLES };
+    }
+    return { value: value };
+  }
+
+  // ------------------------------------------------------------------ cnnviz.kernels.filter_image / for_display
+
+  /** Zero-padded copy of a plane (H, W) with r pixels on every side, as float32. */
+  function padPlane(plane, h, w, r) {
+    var pw = w + 2 * r, out = new Float32Array((h + 2 * r) * pw);
+    for (var y = 0; y < h; y++) { out.set(plane.subarray(y * w, (y + 1) * w), (y + r) * pw + r); }
+    return out;
+  }
+
+  /** The kernel as (column, row) vectors when it is an outer product u vᵀ (box, Gaussian, Sobel), else null. */
+  function separate(k, f) {
+    var pr = 0, pc = 0, best = 0;
+    for (var i = 0; i < f; i++) {
+      for (var j = 0; j < f; j++) { if (Math.abs(k[i * f + j]) > best) { best = Math.abs(k[i * f + j]); pr = i; pc = j; } }
+    }
+    if (best === 0) { return null; }
+    var u = new Float64Array(f), v = new Float64Array(f);
+    for (i = 0; i < f; i++) { u[i] = k[i * f + pc]; }
+    for (j = 0; j < f; j++) { v[j] = k[pr * f + j] / k[pr * f + pc]; }
+    for (i = 0; i < f; i++) {
+      for (j = 0; j < f; j++) {
+        if (Math.abs(u[i] * v[j] - k[i * f + j]) > 1e-12 * best) { return null; }
+      }
+    }
+    return { u: u, v: v };
+  }
+
+  /** Cross-correlate a padded plane with the f×f kernel k (row-major), "same" size, into out (H, W).
+   *  Each output pixel is written once, its products summed in registers: 9 for a 3×3 kernel; for a 5×5
+   *  kernel 10 when it is separable (box, Gaussian: along the rows, then down the columns), else 25. */
+  function correlate(padded, h, w, k, f, out) {
+    var r = (f - 1) >> 1, pw = w + 2 * r, y, x, o;
+    if (f === 3) {
+      var a0 = k[0], a1 = k[1], a2 = k[2], b0 = k[3], b1 = k[4], b2 = k[5], c0 = k[6], c1 = k[7], c2 = k[8];
+      for (y = 0; y < h; y++) {
+        var p0 = y * pw, p1 = p0 + pw, p2 = p1 + pw;
+        o = y * w;
+        for (x = 0; x < w; x++) {
+          out[o + x] = a0 * padded[p0 + x] + a1 * padded[p0 + x + 1] + a2 * padded[p0 + x + 2]
+                     + b0 * padded[p1 + x] + b1 * padded[p1 + x + 1] + b2 * padded[p1 + x + 2]
+                     + c0 * padded[p2 + x] + c1 * padded[p2 + x + 1] + c2 * padded[p2 + x + 2];
+        }
+      }
+      return out;
+    }
+    if (f === 5) {
+      var sep = separate(k, 5);
+      if (sep) {
+        var n = (h + 4) * w;
+        if (!correlate.rows || correlate.rows.length < n) { correlate.rows = new Float32Array(n); }
+        var rows = correlate.rows, v = sep.v, u = sep.u;
+        var v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3], v4 = v[4];
+        for (y = 0; y < h + 4; y++) {          // along each padded row
+          var q = y * pw;
+          o = y * w;
+          for (x = 0; x < w; x++) {
+            rows[o + x] = v0 * padded[q + x] + v1 * padded[q + x + 1] + v2 * padded[q + x + 2]
+                        + v3 * padded[q + x + 3] + v4 * padded[q + x + 4];
+          }
+        }
+        var u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3], u4 = u[4], w2 = 2 * w, w3 = 3 * w, w4 = 4 * w;
+        for (y = 0; y < h; y++) {              // then down each column
+          o = y * w;
+          for (x = 0; x < w; x++) {
+            var t = o + x;
+            out[t] = u0 * rows[t] + u1 * rows[t + w] + u2 * rows[t + w2] + u3 * rows[t + w3] + u4 * rows[t + w4];
+          }
+        }
+        return out;
+      }
+      for (y = 0; y < h; y++) {
+        o = y * w;
+        for (x = 0; x < w; x++) { out[o + x] = 0; }
+        for (var i = 0; i < 5; i++) {            // one kernel row at a time: five products a pass
+          var s = (y + i) * pw, e0 = k[5 * i], e1 = k[5 * i + 1], e2 = k[5 * i + 2], e3 = k[5 * i + 3], e4 = k[5 * i + 4];
+          for (x = 0; x < w; x++) {
+            out[o + x] += e0 * padded[s + x] + e1 * padded[s + x + 1] + e2 * padded[s + x + 2]
+                        + e3 * padded[s + x + 3] + e4 * padded[s + x + 4];
+          }
+        }
+      }
+      return out;
+    }
+    out.fill(0);                                 // any other odd size (1×1, 7×7, ...): tap by tap
+    for (var ii = 0; ii < f; ii++) {
+      for (var j = 0; j < f; j++) {
+        var kij = k[ii * f + j];
+        for (y = 0; y < h; y++) {
+          var s0 = (y + ii) * pw + j;
+          o = y * w;
+          for (x = 0; x < w; x++) { out[o + x] += kij * padded[s0 + x]; }
+        }
+      }
+    }
+    return out;
+  }
+
+  /** cnnviz.kernels.for_display over one or three planes into RGBA pixels (a Uint8ClampedArray, which
+   *  clips to 0..255 and rounds half to even, as numpy does). */
+  function toPixels(planes, n, mode, rgba) {
+    var lo = Infinity, hi = -Infinity, c, i, v, p, scale = 0;
+    if (mode === "normalise") {
+      for (c = 0; c < planes.length; c++) {
+        p = planes[c];
+        for (i = 0; i < n; i++) { v = p[i]; if (v < lo) { lo = v; } if (v > hi) { hi = v; } }
+      }
+      scale = hi > lo ? Math.fround(255 / (hi - lo)) : 0;
+    }
+    var gray = planes.length === 1;
+    for (c = 0; c < (gray ? 1 : 3); c++) {
+      p = planes[c];
+      var at = c;
+      if (mode === "clip") {
+        if (gray) { for (i = 0; i < n; i++) { v = p[i]; rgba[4 * i] = v; rgba[4 * i + 1] = v; rgba[4 * i + 2] = v; } }
+        else { for (i = 0; i < n; i++) { rgba[4 * i + at] = p[i]; } }
+      } else if (mode === "abs") {
+        if (gray) { for (i = 0; i < n; i++) { v = Math.abs(p[i]); rgba[4 * i] = v; rgba[4 * i + 1] = v; rgba[4 * i + 2] = v; } }
+        else { for (i = 0; i < n; i++) { rgba[4 * i + at] = Math.abs(p[i]); } }
+      } else {                                   // (v − lo) · (255 / (hi − lo)) in float32, as numpy does
+        for (i = 0; i < n; i++) {
+          v = Math.fround(Math.fround(p[i] - lo) * scale);
+          if (gray) { rgba[4 * i] = v; rgba[4 * i + 1] = v; rgba[4 * i + 2] = v; } else { rgba[4 * i + at] = v; }
+        }
+      }
+    }
+    for (i = 3; i < 4 * n; i += 4) { rgba[i] = 255; }
+    return rgba;
+  }
+
+  // ------------------------------------------------------------------ the kernel editor
+
+  var MODE_LABELS = { clip: "clip to 0\u2013255", abs: "absolute value", normalise: "stretch min\u2013max" };
+
+  function decodePhoto(uri, done) {
+    var img = new Image();
+    img.onload = function () {
+      var canvas = document.createElement("canvas");
+      canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+      var ctx = canvas.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      done(ctx.getImageData(0, 0, canvas.width, canvas.height));
+    };
+    img.onerror = function () { done(null); };
+    img.src = uri;
+  }
+
+  /** Python's str(int(v)) for whole numbers, else f"{v:.4g}" (KernelEditor._fill_cells). */
+  function format4g(v) {
+    if (Number.isInteger(v)) { return String(v); }
+    var parts = v.toExponential(3).split("e"), e = Number(parts[1]);
+    if (e < -4 || e >= 4) {
+      return parts[0].replace(/\.?0+$/, "") + "e" + (e < 0 ? "-" : "+") + (Math.abs(e) < 10 ? "0" : "") + Math.abs(e);
+    }
+    return v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  }
+
+  function mountKernelEditor(container, data) {
+    var state = {
+      photo: data.image, f: data.kernel.length, mode: data.mode, colour: data.color,
+      kernel: [].concat.apply([], data.kernel), written: {}, planes: {}, padded: {}, timings: []
+    };
+    var title = el("div", { class: "cnnviz-live-title", text: "Kernel editor: output = kernel \u22c6 input (cross-correlation)" });
+    var photoMenu = el("select", { "aria-label": "photo" });
+    Object.keys(data.photos).forEach(function (name) { photoMenu.appendChild(el("option", { value: name, text: name })); });
+    var presetMenu = el("select", { "aria-label": "preset" }, [el("option", { value: "", text: "(custom)" })]);
+    Object.keys(data.presets).forEach(function (name) { presetMenu.appendChild(el("option", { value: name, text: name })); });
+    var sizeMenu = el("select", { "aria-label": "kernel size" },
+                      [el("option", { value: "3", text: "3\u00d73" }), el("option", { value: "5", text: "5\u00d75" })]);
+    var colourMenu = el("select", { "aria-label": "colour" },
+                        [el("option", { value: "gray", text: "grayscale" }), el("option", { value: "colour", text: "colour" })]);
+    var modeMenu = el("select", { "aria-label": "show" });
+    data.modes.forEach(function (m) { modeMenu.appendChild(el("option", { value: m, text: MODE_LABELS[m] })); });
+    var grid = el("div", { class: "cnnviz-live-grid" });
+    var message = el("div", { class: "cnnviz-live-message", role: "alert" });
+    var explain = el("div", { class: "cnnviz-live-explain" });
+    var inCanvas = el("canvas", { class: "cnnviz-live-input", "aria-label": "input photo" });
+    var outCanvas = el("canvas", { class: "cnnviz-live-output", "aria-label": "filtered output" });
+    var label = function (text, control) { return el("label", {}, [el("span", { text: text + " " }), control]); };
+    var left = el("div", { class: "cnnviz-live-left" }, [
+      el("div", {}, [el("b", { text: "kernel" }), document.createTextNode(" (numbers, or fractions like 1/9)")]),
+      label("size", sizeMenu), grid, message, label("show", modeMenu), label("filter", colourMenu), explain]);
+    var figure = function (text, canvas) { return el("div", { class: "cnnviz-live-view" }, [el("b", { text: text }), canvas]); };
+    container.textContent = "";
+    container.appendChild(el("div", { class: "cnnviz-live cnnviz-live-ke" }, [
+      title, el("div", { class: "cnnviz-live-row" }, [label("photo", photoMenu), label("preset", presetMenu)]),
+      el("div", { class: "cnnviz-live-body" }, [left, figure("input", inCanvas), figure("output", outCanvas)])]));
+    photoMenu.value = state.photo; sizeMenu.value = String(state.f); modeMenu.value = state.mode;
+    colourMenu.value = state.colour ? "colour" : "gray";
+
+    var cells = [];
+    function fillCells(values, texts) {
+      var f = state.f;
+      grid.textContent = "";
+      grid.style.gridTemplateColumns = "repeat(" + f + ", " + (f === 3 ? "4.2em" : "3.2em") + ")";
+      cells = []; state.written = {};
+      for (var i = 0; i < f * f; i++) {
+        var text = texts ? texts[i] : format4g(values[i]);
+        var cell = el("input", { type: "text", inputmode: "decimal", "aria-label": "row " + (Math.floor(i / f) + 1) + ", column " + (i % f + 1), spellcheck: "false" });
+        cell.value = text;
+        state.written[i] = [text, values[i]];      // an untouched "0.1111" still means exactly 1/9
+        cell.addEventListener("input", onCell);
+        grid.appendChild(cell); cells.push(cell);
+      }
+    }
+
+    function readCells() {
+      var f = state.f, k = new Float64Array(f * f), problems = [];
+      for (var i = 0; i < f * f; i++) {
+        var text = cells[i].value, w = state.written[i];
+        if (w && w[0] === text) { k[i] = w[1]; cells[i].classList.remove("cnnviz-live-bad"); continue; }
+        var parsed = parseEntry(text);
+        cells[i].classList.toggle("cnnviz-live-bad", !!parsed.error);
+        if (parsed.error) { problems.push("Row " + (Math.floor(i / f) + 1) + ", column " + (i % f + 1) + ": " + parsed.error); }
+        else { k[i] = parsed.value; }
+      }
+      if (problems.length) {
+        return { error: problems.slice(0, 3).join(" ") + (problems.length > 3 ? " \u2026" : "") +
+                 " The output still shows the last valid kernel." };
+      }
+      return { kernel: k };
+    }
+
+    function matchPreset(k, f) {
+      var names = Object.keys(data.presets);
+      for (var n = 0; n < names.length; n++) {
+        var p = data.presets[names[n]].values;
+        if (p.length !== f * f) { continue; }
+        var same = true;
+        for (var i = 0; i < f * f && same; i++) { same = Math.abs(k[i] - p[i]) <= 1e-8 + 1e-5 * Math.abs(p[i]); }
+        if (same) { return names[n]; }
+      }
+      return "";
+    }
+
+    function planes() {
+      var key = state.photo + (state.colour ? ":rgb" : ":gray");
+      return state.planes[key] || null;
+    }
+
+    function render() {
+      var t0 = performance.now();
+      var src = planes();
+      if (!src) { return; }
+      var f = state.f, r = (f - 1) >> 1, n = src.w * src.h;
+      var padKey = state.photo + (state.colour ? ":rgb:" : ":gray:") + r;
+      if (!state.padded[padKey]) {
+        state.padded = {};                       // one photo's padded planes at a time
+        state.padded[padKey] = src.planes.map(function (p) { return padPlane(p, src.h, src.w, r); });
+      }
+      if (!state.out || state.out.length !== src.planes.length || state.out[0].length !== n) {
+        state.out = src.planes.map(function () { return new Float32Array(n); });
+      }
+      var k32 = Float32Array.from(state.kernel);
+      state.padded[padKey].forEach(function (p, c) { correlate(p, src.h, src.w, k32, f, state.out[c]); });
+      if (outCanvas.width !== src.w || outCanvas.height !== src.h) { outCanvas.width = src.w; outCanvas.height = src.h; }
+      var ctx = outCanvas.getContext("2d");
+      var image = state.outImage && state.outImage.width === src.w && state.outImage.height === src.h
+        ? state.outImage : (state.outImage = ctx.createImageData(src.w, src.h));
+      toPixels(state.out, n, state.mode, image.data);
+      ctx.putImageData(image, 0, 0);
+      var ms = performance.now() - t0;
+      state.timings.push(ms);
+      var total = 0;
+      for (var i = 0; i < state.kernel.length; i++) { total += state.kernel[i]; }
+      var name = presetMenu.value;
+      explain.textContent = "";
+      explain.appendChild(el("b", { text: name || "(custom)" }));
+      explain.appendChild(document.createTextNode(": " + (name ? data.presets[name].description : "your own kernel.")));
+      explain.appendChild(el("br"));
+      explain.appendChild(document.createTextNode("weights sum to " + (+total.toPrecision(3)) +
+        (Math.abs(total) < 1e-9 ? " (flat regions become 0)" : "")));
+      explain.appendChild(el("br"));
+      explain.appendChild(document.createTextNode(src.w + "\u00d7" + src.h + " px, " + ms.toFixed(1) + " ms in this page"));
+      container.dataset.rendered = String(state.timings.length);
+    }
+
+    function showInput() {
+      var src = planes();
+      if (!src) { return; }
+      inCanvas.width = src.w; inCanvas.height = src.h;
+      var ctx = inCanvas.getContext("2d"), image = ctx.createImageData(src.w, src.h);
+      toPixels(src.planes, src.w * src.h, "clip", image.data);
+      ctx.putImageData(image, 0, 0);
+    }
+
+    function load(then) {
+      if (planes()) { then(); return; }
+      var photo = data.photos[state.photo], colour = state.colour;
+      container.dataset.busy = "decoding";      // tests and scripts wait for the new photo's output
+      decodePhoto(colour ? photo.rgb : photo.gray, function (pixels) {
+        delete container.dataset.busy;
+        if (!pixels) { message.textContent = "The photo could not be decoded in this browser."; return; }
+        var n = pixels.width * pixels.height, count = colour ? 3 : 1, out = [];
+        for (var c = 0; c < count; c++) {
+          var p = new Float32Array(n);
+          for (var i = 0; i < n; i++) { p[i] = pixels.data[4 * i + c]; }
+          out.push(p);
+        }
+        state.planes[photo.name + (colour ? ":rgb" : ":gray")] = { w: pixels.width, h: pixels.height, planes: out };
+        then();
+      });
+    }
+
+    function refresh() { load(function () { showInput(); render(); }); }
+
+    function onCell() {
+      var read = readCells();
+      if (read.error) { message.textContent = read.error; return; }
+      message.textContent = "";
+      state.kernel = Array.prototype.slice.call(read.kernel);
+      presetMenu.value = matchPreset(read.kernel, state.f);
+      render();
+    }
+
+    presetMenu.addEventListener("change", function () {
+      var p = data.presets[presetMenu.value];
+      if (!p) { return; }
+      state.f = Math.round(Math.sqrt(p.values.length)); sizeMenu.value = String(state.f);
+      state.kernel = p.values.slice();
+      fillCells(p.values, p.texts);
+      message.textContent = "";
+      render();
+    });
+    sizeMenu.addEventListener("change", function () {   // KernelEditor._on_size: the last valid kernel, centred
+      var fOld = state.f, fNew = Number(sizeMenu.value), k = [], i, j;
+      for (i = 0; i < fNew; i++) {
+        for (j = 0; j < fNew; j++) {
+          var oi = fNew > fOld ? i - 1 : i + 1, oj = fNew > fOld ? j - 1 : j + 1;
+          var inside = oi >= 0 && oj >= 0 && oi < fOld && oj < fOld;
+          k.push(inside ? state.kernel[oi * fOld + oj] : 0);
+        }
+      }
+      state.f = fNew;
+      fillCells(k, null);
+      onCell();
+    });
+    photoMenu.addEventListener("change", function () { state.photo = photoMenu.value; refresh(); });
+    colourMenu.addEventListener("change", function () { state.colour = colourMenu.value === "colour"; refresh(); });
+    modeMenu.addEventListener("change", function () { state.mode = modeMenu.value; render(); });
+
+    var start = data.presets[data.start];
+    fillCells(state.kernel, start ? start.texts : null);
+    presetMenu.value = matchPreset(state.kernel, state.f);
+    refresh();
+    container.cnnvizLive = {
+      state: state, render: render, cells: function () { return cells; }, timings: state.timings,
+      outputPixels: function () {
+        return outCanvas.getContext("2d").getImageData(0, 0, outCanvas.width, outCanvas.height);
+      }
+    };
+  }
+
+  // ------------------------------------------------------------------ cnnviz.figures.arithmetic.conv_arithmetic_text
+
+  /** cnnviz.layers' checks and cnnviz.figures.arithmetic.conv_arithmetic_text: {text, p, hOut, params, macs}
+   *  or {error: the same sentence}. p is a number, "valid" or "same"; the others whole numbers. */
+  function convArithmetic(n, f, p, s, d, cIn, cOut) {
+    var pInt = p;
+    if (p === "valid") { pInt = 0; }
+    if (p === "same") {
+      if (s !== 1) {
+        return { error: "padding='same' keeps the size only with stride 1 (as in PyTorch), got s = " + s +
+                 "; give the padding as a number instead." };
+      }
+      var extra = d * (f - 1);
+      if (extra % 2) {
+        return { error: "'same' padding needs p = d(f-1)/2 = " + d + "\u00b7" + (f - 1) + "/2 = " + (extra / 2) +
+                 " to be a whole number; with f = " + f + " it is not. Use an odd kernel size (or an even dilation)." };
+      }
+      pInt = extra / 2;
+    }
+    var span = d * (f - 1) + 1;
+    if (span > n + 2 * pInt) {
+      var what = d === 1 ? "f = " + f : "the dilated kernel d(f-1)+1 = " + span;
+      return { error: "The kernel does not fit: " + what + " > n + 2p = " + n + " + 2\u00b7" + pInt + " = " + (n + 2 * pInt) +
+               ", so floor((n + 2p - f)/s) + 1 = floor((" + (n + 2 * pInt) + " - " + span + ")/" + s + ") + 1 = " +
+               (Math.floor((n + 2 * pInt - span) / s) + 1) + " output positions. Use a smaller kernel or more padding." };
+    }
+    var numerator = n + 2 * pInt - d * (f - 1) - 1;
+    var hOut = Math.floor(numerator / s) + 1;
+    var params = cOut * (f * f * cIn + 1), macs = hOut * hOut * cOut * f * f * cIn;
+    var lines = [];
+    if (p === "same") { lines.push("padding 'same': p = d(f\u22121)/2 = " + d + "\u00b7(" + f + "\u22121)/2 = <b>" + pInt + "</b>"); }
+    else if (p === "valid") { lines.push("padding 'valid': p = <b>0</b>"); }
+    lines.push("<b>output size</b> = floor((n + 2p \u2212 d(f\u22121) \u2212 1)/s) + 1 = floor((" + n + " + 2\u00b7" + pInt +
+               " \u2212 " + d + "\u00b7(" + f + "\u22121) \u2212 1)/" + s + ") + 1 = floor(" + numerator + "/" + s + ") + 1 = <b>" + hOut + "</b>");
+    lines.push("<b>output volume</b> C_out \u00d7 H_out \u00d7 W_out = <b>" + cOut + " \u00d7 " + hOut + " \u00d7 " + hOut +
+               "</b> (input C_in \u00d7 n \u00d7 n = " + cIn + " \u00d7 " + n + " \u00d7 " + n + ")");
+    lines.push("<b>parameters</b> C_out\u00b7(f\u00b7f\u00b7C_in + 1) = " + cOut + "\u00b7(" + f + "\u00b7" + f + "\u00b7" + cIn +
+               " + 1) = <b>" + thousands(params) + "</b>");
+    lines.push("<b>multiply\u2013accumulates (MACs)</b> H_out\u00b7W_out\u00b7C_out\u00b7f\u00b7f\u00b7C_in = " + hOut + "\u00b7" + hOut +
+               "\u00b7" + cOut + "\u00b7" + f + "\u00b7" + f + "\u00b7" + cIn + " = <b>" + thousands(macs) + "</b>");
+    return { text: lines.join("<br>"), p: pInt, hOut: hOut, params: params, macs: macs };
+  }
+
+  // ------------------------------------------------------------------ the convolution explorer
+
+  var NAMES = { n: "n (input)", f: "f (kernel)", p: "p (padding)", s: "s (stride)", d: "d (dilation)", c_in: "C_in", c_out: "C_out" };
+  var KEEP = " The picture shows the last setting that worked.";
+
+  function mountConvExplorer(container, data) {
+    var limits = data.limits, order = ["n", "f", "p", "s", "d", "c_in", "c_out"];
+    var values = {}, sliders = {}, outputs = {}, shown = null, position = 0, timer = null, timings = [];
+    var controls = el("div", { class: "cnnviz-live-sliders" });
+    order.forEach(function (name) {
+      values[name] = typeof data.start[name] === "number" ? data.start[name] : 0;
+      var slider = el("input", { type: "range", min: limits[name][0], max: limits[name][1], step: 1, "aria-label": NAMES[name] });
+      slider.value = values[name];
+      var out = el("output", { text: String(values[name]) });
+      slider.addEventListener("input", function () {
+        values[name] = Number(slider.value); out.textContent = slider.value;
+        if (name === "p") { modeMenu.value = "number"; }
+        update();
+      });
+      sliders[name] = slider; outputs[name] = out;
+      controls.appendChild(el("label", {}, [el("span", { text: NAMES[name] }), slider, out]));
+    });
+    var modeMenu = el("select", { "aria-label": "padding mode" },
+                      [el("option", { value: "number", text: "p as the slider sets it" }),
+                       el("option", { value: "valid", text: "valid: p = 0, no padding" }),
+                       el("option", { value: "same", text: "same: p = d(f\u22121)/2 keeps the size (stride 1)" })]);
+    modeMenu.value = typeof data.start.p === "string" ? data.start.p : "number";
+    modeMenu.addEventListener("change", update);
+    controls.appendChild(el("label", {}, [el("span", { text: "padding" }), modeMenu]));
+    var formula = el("div", { class: "cnnviz-live-formula" });
+    var message = el("div", { class: "cnnviz-live-message", role: "alert" });
+    var canvas = el("canvas", { class: "cnnviz-live-conv", "aria-label": "the kernel sliding over the padded input" });
+    var play = el("button", { type: "button", text: "\u25b6 play" });
+    var scrub = el("input", { type: "range", min: 0, max: 0, step: 1, value: 0, "aria-label": "output position" });
+    var where = el("span", { class: "cnnviz-live-where" });
+    var root = el("div", { class: "cnnviz-live cnnviz-live-ce", tabindex: "0" }, [
+      el("div", { class: "cnnviz-live-title", text: "Convolution explorer: padding, stride, dilation and channels" }),
+      el("div", { class: "cnnviz-live-body" }, [controls, el("div", { class: "cnnviz-live-view" }, [
+        canvas, el("div", { class: "cnnviz-live-row" }, [play, scrub, where])])]),
+      message, formula]);
+    container.textContent = "";
+    container.appendChild(root);
+
+    function settings() {
+      var p = modeMenu.value === "number" ? values.p : modeMenu.value;
+      return { n: values.n, f: values.f, p: p, s: values.s, d: values.d, c_in: values.c_in, c_out: values.c_out };
+    }
+
+    function syncPadding() {               // ConvExplorer._sync_padding: in "valid"/"same" p follows f and d
+      var mode = modeMenu.value;
+      if (mode === "number") { return; }
+      var extra = values.d * (values.f - 1);
+      if (mode === "same" && extra % 2) { return; }
+      var target = mode === "valid" ? 0 : extra / 2;
+      if (target <= limits.p[1]) { values.p = target; sliders.p.value = target; outputs.p.textContent = String(target); }
+    }
+
+    function update() {
+      var t0 = performance.now();
+      syncPadding();
+      var kw = settings();
+      var result = convArithmetic(kw.n, kw.f, kw.p, kw.s, kw.d, kw.c_in, kw.c_out);
+      if (result.error) {
+        message.textContent = result.error + KEEP;
+      } else {
+        message.textContent = "";
+        shown = { kw: kw, r: result };
+        renderMarkup(formula, result.text);
+        var last = result.hOut * result.hOut - 1;
+        scrub.max = last;
+        if (position > last) { position = last; }
+        scrub.value = position;
+        draw();
+      }
+      timings.push(performance.now() - t0);
+      container.dataset.updated = String(timings.length);
+    }
+
+    // the colours of cnnviz.figures.arithmetic's frames (its _COLOURS), so both explorers read alike
+    var C = { grid: "#8c8c8c", edge: "#282828", pad: "#e4e4e4", tap: "#5696de", tapPad: "#afc8e8", window: "#103e8c",
+              done: "#96d6bc", current: "#5696de", back: "#eeeeee", backGrid: "#aaaaaa" };
+
+    function draw() {
+      if (!shown) { return; }
+      var kw = shown.kw, r = shown.r, p = r.p, side = kw.n + 2 * p, hOut = r.hOut;
+      var stackIn = Math.min(kw.c_in, 3) - 1, stackOut = Math.min(kw.c_out, 3) - 1;
+      var cell = Math.max(8, Math.min(34, Math.floor(400 / (side + hOut + 3 + stackIn + stackOut))));
+      var offset = Math.round(cell * 0.45), gap = 3 * cell, font = 14;
+      var width = 12 + side * cell + offset * stackIn + gap + hOut * cell + offset * stackOut + 12;
+      var top = 28 + offset * Math.max(stackIn, stackOut);
+      var height = top + Math.max(side, hOut) * cell + 10;
+      width = Math.max(width, 12 + 2 * 15 * font * 0.6 + gap);
+      var ratio = root.ownerDocument.defaultView.devicePixelRatio || 1;
+      canvas.width = Math.round(width * ratio); canvas.height = Math.round(height * ratio);
+      canvas.style.width = width + "px"; canvas.style.maxWidth = "100%";
+      var ctx = canvas.getContext("2d");
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      ctx.clearRect(0, 0, width, height);
+      var oy = Math.floor(position / hOut), ox = position % hOut;
+      function gridAt(x0, y0, count, fill, lineColour) {
+        for (var i = 0; i < count; i++) {
+          for (var j = 0; j < count; j++) {
+            ctx.fillStyle = fill(i, j); ctx.fillRect(x0 + j * cell, y0 + i * cell, cell, cell);
+            ctx.strokeStyle = lineColour; ctx.strokeRect(x0 + j * cell + 0.5, y0 + i * cell + 0.5, cell - 1, cell - 1);
+          }
+        }
+      }
+      // the input channels behind the front one, then the front one: padding, the window's taps (dilated)
+      for (var b = stackIn; b >= 1; b--) {
+        gridAt(12 + b * offset, top - b * offset, side, function () { return C.back; }, C.backGrid);
+      }
+      var taps = {};
+      for (var i = 0; i < kw.f; i++) {
+        for (var j = 0; j < kw.f; j++) { taps[(oy * kw.s + i * kw.d) + "," + (ox * kw.s + j * kw.d)] = true; }
+      }
+      gridAt(12, top, side, function (i, j) {
+        var pad = i < p || j < p || i >= p + kw.n || j >= p + kw.n;
+        if (taps[i + "," + j]) { return pad ? C.tapPad : C.tap; }
+        return pad ? C.pad : "#ffffff";
+      }, C.grid);
+      ctx.strokeStyle = C.edge; ctx.lineWidth = 2;
+      ctx.strokeRect(12 + p * cell, top + p * cell, kw.n * cell, kw.n * cell);
+      var x1 = 12 + side * cell + stackIn * offset + gap;
+      for (b = stackOut; b >= 1; b--) {
+        gridAt(x1 + b * offset, top - b * offset, hOut, function () { return C.back; }, C.backGrid);
+      }
+      ctx.lineWidth = 1;
+      gridAt(x1, top, hOut, function (i, j) {
+        var k = i * hOut + j;
+        return k === position ? C.current : (k < position ? C.done : "#ffffff");
+      }, C.grid);
+      ctx.strokeStyle = C.window; ctx.lineWidth = 3;
+      var span = (kw.d * (kw.f - 1) + 1) * cell;
+      ctx.strokeRect(12 + ox * kw.s * cell + 1.5, top + oy * kw.s * cell + 1.5, span - 3, span - 3);
+      ctx.strokeRect(x1 + ox * cell + 1.5, top + oy * cell + 1.5, cell - 3, cell - 3);
+      ctx.lineWidth = 1;
+      ctx.fillStyle = "#222"; ctx.font = font + "px sans-serif"; ctx.textBaseline = "alphabetic"; ctx.textAlign = "left";
+      ctx.fillText("input " + kw.c_in + "\u00d7" + kw.n + "\u00d7" + kw.n + (p ? ", padded to " + side + "\u00d7" + side : ""), 12, 16);
+      ctx.fillText("output " + kw.c_out + "\u00d7" + hOut + "\u00d7" + hOut, x1, 16);
+      where.textContent = "output cell (" + oy + ", " + ox + "), " + (position + 1) + " of " + hOut * hOut +
+        " \u2014 press \u2192 / \u2190 to step";
+    }
+
+    function step(delta) {
+      if (!shown) { return; }
+      var count = shown.r.hOut * shown.r.hOut;
+      position = (position + delta + count) % count;
+      scrub.value = position;
+      draw();
+    }
+    scrub.addEventListener("input", function () { position = Number(scrub.value); draw(); });
+    play.addEventListener("click", function () {
+      if (timer) { clearInterval(timer); timer = null; play.textContent = "\u25b6 play"; return; }
+      play.textContent = "\u275a\u275a pause";
+      timer = setInterval(function () { step(1); }, 600);
+    });
+    root.addEventListener("keydown", function (event) {   // → and ← step the window (not while a control has focus)
+      if (event.target !== root && event.target !== play && event.target !== canvas) { return; }
+      if (event.key === "ArrowRight") { step(1); event.preventDefault(); }
+      else if (event.key === "ArrowLeft") { step(-1); event.preventDefault(); }
+    });
+    update();
+    container.cnnvizLive = {
+      set: function (kw) {
+        order.forEach(function (name) {
+          if (typeof kw[name] === "number") { values[name] = kw[name]; sliders[name].value = kw[name]; outputs[name].textContent = String(kw[name]); }
+        });
+        modeMenu.value = typeof kw.p === "string" ? kw.p : "number";
+        update();
+        var r = shown && shown.r;
+        return { shown: shown && shown.kw, message: message.textContent, formula: r && r.text, p: r && r.p,
+                 hOut: r && r.hOut, params: r && r.params, macs: r && r.macs, frames: r && r.hOut * r.hOut };
+      },
+      timings: timings, step: step, position: function () { return position; }
+    };
+  }
+
+  // ------------------------------------------------------------------ entry point
+
+  function mount(container, data) {
+    try {
+      if (data.kind === "kernel-editor") { mountKernelEditor(container, data); }
+      else if (data.kind === "conv-explorer") { mountConvExplorer(container, data); }
+      else { throw new Error("unknown explorer " + data.kind); }
+    } catch (err) {
+      container.textContent = "This live explorer could not start (" + err.message + "); the figures on this page still work.";
+    }
+  }
+
+  root.cnnvizLive = { mount: mount, parseEntry: parseEntry, convArithmetic: convArithmetic, pyRepr: pyRepr,
+                      correlate: correlate, separate: separate };
+})(window);

@@ -1,0 +1,392 @@
+"""cnnviz.live: the kernel editor and the convolution explorer computing in the reader's browser.
+
+Oracles: the Python functions the JavaScript mirrors. The page's output pixels are compared with
+``kernels.filter_image`` + ``kernels.for_display`` on the same photo (at most one grey level apart: float32
+sums in another order, and ties rounded), its sentences for bad cells with ``kernels.parse_entry``'s, its
+formula, output size, parameters and MACs with ``figures.arithmetic.conv_arithmetic_text`` and
+``cnnviz.layers`` for a grid of settings, impossible ones included. The browser tests run on the built
+book's chapters 1 and 2 (Debian's chromium), offline; one runs the blocks in JupyterLab's output cells.
+The page's timings are written to /tmp/cnnviz-shots/live_timings.txt (reported, never asserted).
+"""
+import base64
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnviz import live
+from cnnviz.figures.arithmetic import conv_arithmetic_text
+from cnnviz.kernels import PRESETS, filter_image, for_display, parse_entry
+from cnnviz.layers import conv_macs, conv_output_shape, conv_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = Path("/tmp/cnnviz-shots")
+KEEP_KERNEL = " The output still shows the last valid kernel."
+KEEP_PICTURE = " The picture shows the last setting that worked."
+
+
+# ----------------------------------------------------------------------------- the blocks, without a browser
+
+def test_kernel_editor_block_refuses_what_it_cannot_show():
+    with pytest.raises(ValueError, match="unknown: nowhere"):
+        live.kernel_editor_html(photos=["astronaut", "nowhere"])
+    with pytest.raises(ValueError, match="must be one of the photos offered"):
+        live.kernel_editor_html("coins", photos=["astronaut"])
+    with pytest.raises(ValueError, match="No preset named 'blur'"):
+        live.kernel_editor_html(kernel="blur")
+    with pytest.raises(ValueError, match="display mode"):
+        live.kernel_editor_html(mode="log")
+    with pytest.raises(ValueError, match="between 16 and 1024"):
+        live.kernel_editor_html(max_side=4096)
+    with pytest.raises(ValueError, match="none given"):
+        live.kernel_editor_html(photos=[])
+
+
+def test_conv_explorer_block_refuses_what_the_widget_refuses():
+    with pytest.raises(ValueError, match="more than this explorer draws"):
+        live.conv_explorer_html(n=10_000)
+    with pytest.raises(ValueError, match="The kernel does not fit"):
+        live.conv_explorer_html(n=5, f=7)
+    with pytest.raises(ValueError, match="stride 1"):
+        live.conv_explorer_html(p="same", s=2)
+
+
+def _payload(block):
+    start = block.index('type="application/json"')
+    start = block.index(">", start) + 1
+    return json.loads(block[start:block.index("</script>", start)])
+
+
+def test_block_carries_its_data_script_and_fallback(monkeypatch):
+    monkeypatch.delenv("CNNVIZ_BOOK", raising=False)
+    block = live.kernel_editor_html("camera", "laplacian", photos=["camera", "coins"], max_side=64, color=True)
+    data = _payload(block)
+    assert data["kind"] == "kernel-editor" and list(data["photos"]) == ["camera", "coins"]
+    assert data["start"] == "laplacian" and data["color"] is True
+    assert data["kernel"] == PRESETS["laplacian"].tolist()
+    assert "needs JavaScript" in block and live.script() in block  # notebooks: the module travels inline
+    monkeypatch.setenv("CNNVIZ_BOOK", "1")
+    book = live.conv_explorer_html(n=6, f=3, p="same")
+    assert live.script() not in book and "window.cnnvizLive.mount" in book  # the book serves it once
+    assert _payload(book)["start"] == {"n": 6, "f": 3, "p": "same", "s": 1, "d": 1, "c_in": 1, "c_out": 1}
+    assert live.ConvExplorerLive(n=6)._repr_html_().count("cnnviz-live-host") == 1
+
+
+def test_data_can_never_end_its_script_early():
+    block = live._block({"kind": "conv-explorer", "text": "</script><script>alert(1)</script>"}, "<b>fallback</b>",
+                        inline=False)
+    assert block.count("</script>") == 2                  # the data's own and the mounting script's
+    assert "&lt;b&gt;fallback&lt;/b&gt;" in block
+    assert _payload(block)["text"] == "</script><script>alert(1)</script>"
+
+
+def test_photos_travel_as_the_pixels_python_filters():
+    photo = live._photo("coffee", 96)
+    for key, color in (("rgb", True), ("gray", False)):
+        np.testing.assert_array_equal(_decode(photo[key]), live.photo_pixels("coffee", 96, color))
+
+
+def test_preset_cells_are_written_as_the_python_editor_writes_them():
+    """Oracle: KernelEditor's own grid, preset by preset."""
+    from cnnviz.widgets import KernelEditor
+    editor = KernelEditor(threaded=False, max_side=32)
+    try:
+        presets = live._presets()
+        for name in PRESETS:
+            editor.preset.value = name
+            f = PRESETS[name].shape[0]
+            assert presets[name]["texts"] == [editor.cells[r][c].value for r in range(f) for c in range(f)], name
+            assert presets[name]["values"] == PRESETS[name].ravel().tolist()
+    finally:
+        editor.close()
+
+
+def test_the_book_serves_the_script():
+    config = (ROOT / "_config.yml").read_text()
+    assert "cnnviz/static" in config and "cnnviz-live.js" in config
+    assert live.SCRIPT_PATH.exists() and "cnnvizLive" in live.script()
+    assert 'cnnviz = ["static/*.js"]' in (ROOT / "pyproject.toml").read_text()  # installed with the package
+
+
+# ----------------------------------------------------------------------------- the built book in chromium
+
+@pytest.fixture(scope="module")
+def book():
+    from test_book_pages import HTML
+    if not (HTML / "book" / "01_convolution.html").exists():
+        pytest.fail("The book is not built: run `make book` (make test does it first).")
+    return HTML
+
+
+@pytest.fixture(scope="module")
+def site(book):
+    import functools
+    import http.server
+    import threading
+
+    from test_book_pages import _QuietHandler
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(book)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from browser import chromium
+    with chromium() as b:
+        yield b
+
+
+def _open(browser, url):
+    from test_book_pages import _open as open_page
+    page, errors, outside = open_page(browser, url)
+    page.wait_for_function("() => [...document.querySelectorAll('.cnnviz-live-host')].every(h => h.cnnvizLive)")
+    return page, errors, outside
+
+
+def _report(line):
+    SHOTS.mkdir(exist_ok=True)
+    with open(SHOTS / "live_timings.txt", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    print(line)
+
+
+_READ = """(host) => new Promise(done => {
+  const wait = () => {
+    if (host.dataset.busy || !host.dataset.rendered) { requestAnimationFrame(wait); return; }
+    const im = host.cnnvizLive.outputPixels(); let s = '';
+    for (let i = 0; i < im.data.length; i += 0x8000) s += String.fromCharCode.apply(null, im.data.subarray(i, i + 0x8000));
+    done({w: im.width, h: im.height, b64: btoa(s), rendered: Number(host.dataset.rendered)});
+  };
+  wait();
+})"""
+
+
+def _pixels(host):
+    got = host.evaluate(_READ)
+    rgba = np.frombuffer(base64.b64decode(got["b64"]), dtype=np.uint8).reshape(got["h"], got["w"], 4)
+    return rgba
+
+
+def _decode(uri):
+    import io
+
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+def _expected(image, kernel, mode, color):
+    """What the page must show: ``image`` (the pixels it filters) through filter_image and for_display, as RGB."""
+    out = for_display(filter_image(image, kernel, device="cpu"), mode)
+    return out if color else np.repeat(out[..., None], 3, axis=-1)
+
+
+def _choose(host, label, value):
+    host.locator(f'select[aria-label="{label}"]').select_option(value)
+
+
+def _editor_state(host):
+    return host.evaluate("h => ({photo: h.cnnvizLive.state.photo, mode: h.cnnvizLive.state.mode, "
+                         "colour: h.cnnvizLive.state.colour, f: h.cnnvizLive.state.f})")
+
+
+@pytest.mark.browser
+def test_kernel_editor_in_the_book_filters_like_python(site, browser):
+    """Every preset, in colour and in grayscale, and typed kernels (numbers, fractions, 5×5): the canvas is
+    filter_image + for_display on the same photo, at most one grey level apart."""
+    page, errors, outside = _open(browser, f"{site}/book/01_convolution.html")
+    try:
+        host = page.locator(".cnnviz-live-host").filter(has=page.locator(".cnnviz-live-ke")).first
+        data = json.loads(page.locator(".cnnviz-live-host + script[type='application/json']").first.text_content())
+        photo = data["image"]
+        pixels = {True: _decode(data["photos"][photo]["rgb"]), False: _decode(data["photos"][photo]["gray"])}
+        max_side = max(pixels[True].shape[:2])
+        np.testing.assert_array_equal(pixels[False], live.photo_pixels(photo, max_side, False))  # Python's to_gray
+        checked = 0
+        for color in (False, True):
+            _choose(host, "colour", "colour" if color else "gray")
+            for name in PRESETS:
+                _choose(host, "preset", name)
+                mode = _editor_state(host)["mode"]
+                got = _pixels(host)
+                want = _expected(pixels[color], PRESETS[name], mode, color)
+                assert got.shape[:2] == want.shape[:2]
+                diff = np.abs(got[..., :3].astype(int) - want.astype(int))
+                assert diff.max() <= 1, (name, color, int(diff.max()), int((diff > 1).sum()))
+                checked += 1
+        # typed kernels, in the grid, cell by cell, as a reader types them (every display mode)
+        typed = [(["1/9"] * 9, "clip"), (["0", "-1", "0", "-1", " 5 ", "-1", "0", "-1", "0"], "clip"),
+                 (["1e-1", "-0.25", "2", "0", "1/3", "−1", "3/2", "-2", "0.5"], "normalise"),
+                 ([str((k * k * 7 + 3) % 11 - 5) for k in range(25)], "abs")]
+        for color in (True, False):
+            _choose(host, "colour", "colour" if color else "gray")
+            for texts, mode in typed:
+                f = int(len(texts) ** 0.5)
+                _choose(host, "kernel size", str(f))
+                _choose(host, "show", mode)
+                cells = host.locator(".cnnviz-live-grid input")
+                for k, text in enumerate(texts):
+                    cells.nth(k).fill(text)
+                kernel = np.array([parse_entry(t) for t in texts]).reshape(f, f)
+                diff = np.abs(_pixels(host)[..., :3].astype(int) - _expected(pixels[color], kernel, mode, color).astype(int))
+                assert diff.max() <= 1, (texts, mode, color, int(diff.max()))
+                checked += 1
+        assert checked == 2 * len(PRESETS) + 2 * len(typed)
+        timings = host.evaluate("h => h.cnnvizLive.timings.slice()")
+        _report(f"kernel editor in the book ({max_side}-pixel photo, {len(timings)} redraws): median "
+                f"{np.median(timings):.1f} ms, 90th percentile {np.percentile(timings, 90):.1f} ms")
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_kernel_editor_bad_entries_keep_the_last_output(site, browser):
+    page, errors, outside = _open(browser, f"{site}/book/01_convolution.html")
+    try:
+        host = page.locator(".cnnviz-live-host").filter(has=page.locator(".cnnviz-live-ke")).first
+        _choose(host, "preset", "sharpen")
+        good = _pixels(host)
+        cell = host.locator(".cnnviz-live-grid input").nth(4)
+        for text in ["", "abc", "nan", "-inf", "1e999", "1/0", "2/x", "<img src=x onerror=window.__pwned=1>"]:
+            cell.fill(text)
+            with pytest.raises(ValueError) as err:
+                parse_entry(text)
+            message = host.locator(".cnnviz-live-message").text_content()
+            assert message == f"Row 2, column 2: {err.value}{KEEP_KERNEL}", text
+            assert "cnnviz-live-bad" in cell.get_attribute("class")
+            np.testing.assert_array_equal(_pixels(host), good)          # the last good output stays
+        assert page.evaluate("() => window.__pwned") is None
+        assert host.locator(".cnnviz-live-message img").count() == 0    # shown as text, never as markup
+        cell.fill("5")
+        assert host.locator(".cnnviz-live-message").text_content() == ""
+        assert "cnnviz-live-bad" not in (cell.get_attribute("class") or "")
+        SHOTS.mkdir(exist_ok=True)
+        host.screenshot(path=str(SHOTS / "live_kernel_editor.png"))
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
+def _settings_grid():
+    grid = []
+    for n in (1, 2, 3, 5, 7, 10, 16):
+        for f in (1, 2, 3, 4, 5, 7):
+            for p in (0, 1, 3, "valid", "same"):
+                for s in (1, 2, 3):
+                    for d in (1, 2, 3):
+                        c_in, c_out = (3, 16) if (n + f + s + d) % 2 else (1, 1)
+                        grid.append(dict(n=n, f=f, p=p, s=s, d=d, c_in=c_in, c_out=c_out))
+    return grid
+
+
+@pytest.mark.browser
+def test_conv_explorer_in_the_book_computes_what_python_computes(site, browser):
+    """For a grid of settings (impossible ones included) the page shows conv_arithmetic_text's formula, and
+    its output size, parameters and MACs are cnnviz.layers'; an impossible setting gets Python's sentence
+    and the last picture that worked stays."""
+    page, errors, outside = _open(browser, f"{site}/book/02_padding_stride_pooling.html")
+    try:
+        host = page.locator(".cnnviz-live-host").filter(has=page.locator(".cnnviz-live-ce")).first
+        grid = _settings_grid()
+        results = host.evaluate("(h, grid) => grid.map(kw => h.cnnvizLive.set(kw))", grid)
+        worked = failed = 0
+        last_good = None
+        for kw, got in zip(grid, results):
+            try:
+                text = conv_arithmetic_text(**kw)
+            except ValueError as err:
+                assert got["message"] == f"{err}{KEEP_PICTURE}", kw
+                assert got["shown"] == last_good, kw                # the picture of the last setting that worked
+                failed += 1
+                continue
+            p = got["p"]
+            _, h_out, w_out = conv_output_shape(kw["c_in"], kw["n"], kw["n"], kw["c_out"], kw["f"], p, kw["s"], kw["d"])
+            assert got["message"] == "" and got["formula"] == text, kw
+            assert (got["hOut"], got["params"], got["macs"]) == (
+                h_out, conv_params(kw["c_in"], kw["c_out"], kw["f"]),
+                conv_macs(kw["c_in"], kw["n"], kw["n"], kw["c_out"], kw["f"], p, kw["s"], kw["d"])), kw
+            assert got["frames"] == h_out * w_out
+            last_good = got["shown"]
+            worked += 1
+        assert worked > 500 and failed > 500, (worked, failed)
+        # the formula is drawn as text with bold numbers, never parsed as HTML
+        host.evaluate("h => h.cnnvizLive.set({n: 7, f: 3, p: 1, s: 2, d: 1, c_in: 3, c_out: 8})")
+        assert host.locator(".cnnviz-live-formula b").first.text_content() == "output size"
+        # → steps the window, ← steps back, Play advances by itself
+        host.locator(".cnnviz-live-ce").focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        assert host.evaluate("h => h.cnnvizLive.position()") == 2
+        page.keyboard.press("ArrowLeft")
+        assert host.evaluate("h => h.cnnvizLive.position()") == 1
+        assert "(0, 1), 2 of 16" in host.locator(".cnnviz-live-where").text_content()
+        host.locator("button").click()
+        page.wait_for_timeout(1400)
+        host.locator("button").click()
+        assert host.evaluate("h => h.cnnvizLive.position()") >= 2
+        timings = host.evaluate("h => h.cnnvizLive.timings.slice()")
+        _report(f"convolution explorer in the book ({len(timings)} setting changes): median {np.median(timings):.2f} ms, "
+                f"90th percentile {np.percentile(timings, 90):.2f} ms")
+        SHOTS.mkdir(exist_ok=True)
+        host.screenshot(path=str(SHOTS / "live_conv_explorer.png"))
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_blocks_run_in_jupyterlab_output_cells(lab, browser, tmp_path):
+    """The same blocks, displayed by a notebook in JupyterLab (the module inline), mount and compute."""
+    import nbformat
+    from urllib.parse import urlparse
+
+    from browser import WAIT_MS
+    base, token = lab
+    scratch = ROOT / "_build" / "live_check.ipynb"
+    scratch.parent.mkdir(exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from cnnviz import live\nlive.KernelEditorLive('coins', 'laplacian', "
+                                          "photos=['coins'], max_side=128)"),
+                nbformat.v4.new_code_cell("live.ConvExplorerLive(n=6, f=3, p='same')")]
+    nbformat.write(nb, scratch)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT_MS)
+    errors, outside = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if r.request.url.startswith(("data:", "blob:")) or urlparse(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    try:
+        page.goto(f"{base}/lab/tree/_build/live_check.ipynb?token={token}&reset")
+        page.wait_for_function("""() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return k && k.status === 'idle' && w.context.path.endsWith('live_check.ipynb');
+        }""")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function("() => document.querySelectorAll('.cnnviz-live-host').length === 2 && "
+                               "[...document.querySelectorAll('.cnnviz-live-host')].every(h => h.cnnvizLive) && "
+                               "document.querySelector('.cnnviz-live-ke').closest('.cnnviz-live-host').dataset.rendered")
+        editor = page.locator(".cnnviz-live-host").filter(has=page.locator(".cnnviz-live-ke")).first
+        want = _expected(live.photo_pixels("coins", 128, False), PRESETS["laplacian"], "abs", False)
+        diff = np.abs(_pixels(editor)[..., :3].astype(int) - want.astype(int))
+        assert diff.max() <= 1
+        explorer = page.locator(".cnnviz-live-host").filter(has=page.locator(".cnnviz-live-ce")).first
+        got = explorer.evaluate("h => h.cnnvizLive.set({n: 9, f: 5, p: 'same', s: 1, d: 1, c_in: 2, c_out: 4})")
+        assert got["formula"] == conv_arithmetic_text(9, 5, "same", 1, 1, 2, 4)
+        page.screenshot(path=str(SHOTS / "live_in_jupyterlab.png"))
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+        scratch.unlink(missing_ok=True)
