@@ -171,7 +171,11 @@ def _aux_running(net):
 # bn, relu, conv, add; bn, relu, GAP, dense. DenseNet121: input, pad, conv, bn, relu, pad, pool; 58 layers of
 # bn, relu, conv, bn, relu, conv, concatenate; 3 transitions of bn, relu, conv, pool; bn, relu, GAP, dense.
 BY_HAND = {"MobileNet": 5 + 13 * 6 + 4 + 6, "MobileNetV2": 5 + 5 + 16 * 8 + 4 + 10 + 5,
-           "ResNet50": 7 + 16 * 10 + 2, "ResNet50V2": 5 + 16 * 11 + 4, "DenseNet121": 7 + 58 * 7 + 3 * 4 + 4}
+           "ResNet50": 7 + 16 * 10 + 2, "ResNet50V2": 5 + 16 * 11 + 4, "DenseNet121": 7 + 58 * 7 + 3 * 4 + 4,
+           # not by hand: Keras 3.15's own NASNetMobile, its longest path over model.layers (run elsewhere: Keras is
+           # not a dependency); Keras 3 gave the same as this test for every row above but MobileNet and MobileNetV2,
+           # whose heads and stem changed after keras-applications 1.0.8
+           "NASNetMobile": 214}
 
 
 @pytest.mark.parametrize("row", [r for r in KERAS_TABLE if r.model], ids=lambda r: r.keras_name)
