@@ -349,7 +349,8 @@ def test_blocks_run_in_jupyterlab_output_cells(lab, browser, tmp_path):
     base, token = lab
     scratch = ROOT / "_build" / "live_check.ipynb"
     scratch.parent.mkdir(exist_ok=True)
-    nb = nbformat.v4.new_notebook()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell("from cnnviz import live\nlive.KernelEditorLive('coins', 'laplacian', "
                                           "photos=['coins'], max_side=128)"),
                 nbformat.v4.new_code_cell("live.ConvExplorerLive(n=6, f=3, p='same')")]
@@ -385,8 +386,9 @@ def test_blocks_run_in_jupyterlab_output_cells(lab, browser, tmp_path):
         explorer = page.locator(".cnnviz-live-host").filter(has=page.locator(".cnnviz-live-ce")).first
         got = explorer.evaluate("h => h.cnnvizLive.set({n: 9, f: 5, p: 'same', s: 1, d: 1, c_in: 2, c_out: 4})")
         assert got["formula"] == conv_arithmetic_text(9, 5, "same", 1, 1, 2, 4)
-        page.screenshot(path=str(SHOTS / "live_in_jupyterlab.png"))
         assert errors == [] and outside == []
     finally:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "live_in_jupyterlab.png"))  # also when it failed: what Lab showed
         page.close()
         scratch.unlink(missing_ok=True)

@@ -230,6 +230,21 @@
     return rgba;
   }
 
+  /** A worker's loop: it keeps its band of each padded plane and correlates them with each new kernel.
+   *  (Its source is this function's, with separate and correlate: see makePool.) */
+  function workerMain() {
+    var bands = null;
+    self.onmessage = function (event) {
+      var m = event.data;
+      if (m.type === "bands") { bands = m; return; }
+      if (!bands || bands.key !== m.key) { self.postMessage({ seq: m.seq, index: m.index, error: "no band" }); return; }
+      var outs = bands.planes.map(function (p) {
+        return correlate(p, bands.h, bands.w, m.k, m.f, new Float32Array(bands.h * bands.w));
+      });
+      self.postMessage({ seq: m.seq, index: m.index, outs: outs }, outs.map(function (o) { return o.buffer; }));
+    };
+  }
+
   // ------------------------------------------------------------------ the kernel editor
 
   var MODE_LABELS = { clip: "clip to 0\u2013255", abs: "absolute value", normalise: "stretch min\u2013max" };
@@ -340,6 +355,67 @@
       return state.planes[key] || null;
     }
 
+    // Large photos with large kernels are split across Web Workers, a band of rows each (one per core, up to
+    // four); everything else, and any browser that refuses workers, computes on the page's own thread.
+    var pool = null, poolFailed = false, running = null, queued = null;
+    var WORK_FOR_WORKERS = 8e6;                 // multiply-adds: about 6 ms on one core of a slow laptop
+
+    function makePool() {
+      if (pool || poolFailed) { return pool; }
+      try {
+        var source = "var separate = " + separate.toString() + ";\nvar correlate = " + correlate.toString() +
+                     ";\n(" + workerMain.toString() + ")();";
+        var url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+        var count = Math.max(2, Math.min(4, (navigator.hardwareConcurrency || 2)));
+        pool = { workers: [], key: null, bands: [] };
+        for (var i = 0; i < count; i++) {
+          var worker = new Worker(url);
+          worker.onmessage = onBand;
+          worker.onerror = function () { poolFailed = true; pool = null; running = null; render(); };
+          pool.workers.push(worker);
+        }
+      } catch (err) {
+        poolFailed = true; pool = null;
+      }
+      return pool;
+    }
+
+    function sendBands(padKey, src, r) {        // each worker keeps its band of the padded planes (2r rows overlap)
+      var count = pool.workers.length, pw = src.w + 2 * r;
+      pool.key = padKey; pool.bands = [];
+      for (var i = 0; i < count; i++) {
+        var y0 = Math.floor(src.h * i / count), y1 = Math.floor(src.h * (i + 1) / count);
+        var planesI = state.padded[padKey].map(function (p) { return p.slice(y0 * pw, (y1 + 2 * r) * pw); });
+        pool.bands.push([y0, y1]);
+        pool.workers[i].postMessage({ type: "bands", key: padKey, planes: planesI, h: y1 - y0, w: src.w });
+      }
+    }
+
+    function onBand(event) {
+      var m = event.data, job = running;
+      if (!job || m.seq !== job.seq) { return; }
+      if (m.error) { poolFailed = true; running = null; render(); return; }
+      var band = pool.bands[m.index];
+      m.outs.forEach(function (o, c) { job.out[c].set(o, band[0] * job.w); });
+      if (++job.done < pool.workers.length) { return; }
+      running = null;
+      if (!queued || queued.padKey === job.padKey) { present(job); }    // not a picture of the photo just left
+      if (queued) { var next = queued; queued = null; startJob(next); }
+      else { delete container.dataset.busy; }
+    }
+
+    function startJob(job) {
+      var src = planes(), r = (job.f - 1) >> 1;
+      if (!src || src !== job.src) { render(); return; }
+      if (pool.key !== job.padKey) { sendBands(job.padKey, src, r); }
+      running = job; job.done = 0; job.threads = pool.workers.length;
+      container.dataset.busy = "computing";
+      pool.workers.forEach(function (worker, index) {
+        worker.postMessage({ type: "run", seq: job.seq, index: index, key: job.padKey, k: job.k, f: job.f });
+      });
+    }
+
+    var seq = 0;
     function render() {
       var t0 = performance.now();
       var src = planes();
@@ -354,26 +430,41 @@
         state.out = src.planes.map(function () { return new Float32Array(n); });
       }
       var k32 = Float32Array.from(state.kernel);
+      var taps = f === 5 && separate(k32, 5) ? 10 : f * f;
+      var job = { seq: ++seq, t0: t0, src: src, f: f, k: k32, padKey: padKey, out: state.out, w: src.w,
+                  name: presetMenu.value, kernel: state.kernel.slice() };
+      if (n * src.planes.length * taps >= WORK_FOR_WORKERS && makePool()) {
+        if (running) { queued = job; container.dataset.busy = "computing"; return; }   // the newest waits, older ones drop
+        startJob(job);
+        return;
+      }
+      queued = null;
+      if (running) { running = null; delete container.dataset.busy; }   // a smaller job overtakes the workers
       state.padded[padKey].forEach(function (p, c) { correlate(p, src.h, src.w, k32, f, state.out[c]); });
+      present(job);
+    }
+
+    function present(job) {
+      var src = job.src, n = src.w * src.h;
       if (outCanvas.width !== src.w || outCanvas.height !== src.h) { outCanvas.width = src.w; outCanvas.height = src.h; }
       var ctx = outCanvas.getContext("2d");
       var image = state.outImage && state.outImage.width === src.w && state.outImage.height === src.h
         ? state.outImage : (state.outImage = ctx.createImageData(src.w, src.h));
-      toPixels(state.out, n, state.mode, image.data);
+      toPixels(job.out, n, state.mode, image.data);
       ctx.putImageData(image, 0, 0);
-      var ms = performance.now() - t0;
+      var ms = performance.now() - job.t0;
       state.timings.push(ms);
       var total = 0;
-      for (var i = 0; i < state.kernel.length; i++) { total += state.kernel[i]; }
-      var name = presetMenu.value;
+      for (var i = 0; i < job.kernel.length; i++) { total += job.kernel[i]; }
       explain.textContent = "";
-      explain.appendChild(el("b", { text: name || "(custom)" }));
-      explain.appendChild(document.createTextNode(": " + (name ? data.presets[name].description : "your own kernel.")));
+      explain.appendChild(el("b", { text: job.name || "(custom)" }));
+      explain.appendChild(document.createTextNode(": " + (job.name ? data.presets[job.name].description : "your own kernel.")));
       explain.appendChild(el("br"));
       explain.appendChild(document.createTextNode("weights sum to " + (+total.toPrecision(3)) +
         (Math.abs(total) < 1e-9 ? " (flat regions become 0)" : "")));
       explain.appendChild(el("br"));
-      explain.appendChild(document.createTextNode(src.w + "\u00d7" + src.h + " px, " + ms.toFixed(1) + " ms in this page"));
+      explain.appendChild(document.createTextNode(src.w + "\u00d7" + src.h + " px, " + ms.toFixed(1) + " ms in this page" +
+        (job.threads ? " (" + job.threads + " threads)" : "")));
       container.dataset.rendered = String(state.timings.length);
     }
 
@@ -519,9 +610,9 @@
       controls.appendChild(el("label", {}, [el("span", { text: NAMES[name] }), slider, out]));
     });
     var modeMenu = el("select", { "aria-label": "padding mode" },
-                      [el("option", { value: "number", text: "p as the slider sets it" }),
-                       el("option", { value: "valid", text: "valid: p = 0, no padding" }),
-                       el("option", { value: "same", text: "same: p = d(f\u22121)/2 keeps the size (stride 1)" })]);
+                      [el("option", { value: "number", text: "p from its slider" }),
+                       el("option", { value: "valid", text: "valid (p = 0)" }),
+                       el("option", { value: "same", text: "same (p = d(f\u22121)/2)" })]);
     modeMenu.value = typeof data.start.p === "string" ? data.start.p : "number";
     modeMenu.addEventListener("change", update);
     controls.appendChild(el("label", {}, [el("span", { text: "padding" }), modeMenu]));
