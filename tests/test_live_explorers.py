@@ -392,3 +392,17 @@ def test_blocks_run_in_jupyterlab_output_cells(lab, browser, tmp_path):
         page.screenshot(path=str(SHOTS / "live_in_jupyterlab.png"))  # also when it failed: what Lab showed
         page.close()
         scratch.unlink(missing_ok=True)
+
+
+@pytest.mark.browser
+def test_without_scripts_the_page_says_what_to_do(site, browser):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        for chapter, widget in (("01_convolution", "KernelEditor"), ("02_padding_stride_pooling", "ConvExplorer")):
+            page.goto(f"{site}/book/{chapter}.html")
+            fallback = page.locator(".cnnviz-live-fallback").first
+            assert fallback.is_visible()
+            assert "needs JavaScript" in fallback.text_content() and widget in fallback.text_content()
+    finally:
+        context.close()
