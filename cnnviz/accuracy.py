@@ -7,7 +7,9 @@ weights, or from a table of the paper that introduced the model.
 - **torchvision**: for every registered model with ImageNet weights (``info(name).weights``),
   ``acc@1`` and ``acc@5`` are read from ``weights.meta["_metrics"]["ImageNet-1K"]`` and the
   protocol from ``weights.transforms()`` (resize, then one centre crop). Never typed in.
-- **papers**: ``_PAPER_ERRORS`` below, the only accuracies typed into cnnviz, each with
+- **Keras**: the lecture's Keras applications table (``KERAS_TABLE``), for the networks built as
+  Keras builds them that nothing else here measured (the ResNet V2s, NASNet-Mobile);
+- **papers**: ``_PAPER_ERRORS`` below, typed as printed (as the Keras table is), each with
   its table and row. Papers print *error* rates; they are kept exactly as printed and
   turned into accuracies (100 − error) here.
 
@@ -153,6 +155,15 @@ def _from_weights(name: str, weights) -> ImageNetResult:
         crops=1, models=1, note=docs)
 
 
+def _from_keras(row) -> ImageNetResult:
+    """A row of the lecture's Keras table as a result: Keras's weights, measured by Keras."""
+    return ImageNetResult(
+        model=row.model, top1=round(100 * row.top1, 1), top5=round(100 * row.top5, 1), source="kerasapplications",
+        where=f"the applications table, row '{row.keras_name}'",
+        protocol="Keras's own weights and evaluation (the number of crops is not stated)", crops=None, models=1,
+        note=f"Keras's table prints the accuracies, {row.top1:.3f} and {row.top5:.3f}.")
+
+
 @lru_cache(maxsize=1)
 def _all() -> Tuple[ImageNetResult, ...]:
     from cnnviz import models
@@ -165,6 +176,9 @@ def _all() -> Tuple[ImageNetResult, ...]:
             seen.add(weights)
             found.append(_from_weights(name, weights))
     found += [_from_paper(row) for row in _PAPER_ERRORS]
+    # Keras's own figures (the lecture's table) for a network nothing else measured: ResNet V2s, NASNet-Mobile
+    found += [_from_keras(row) for row in KERAS_TABLE
+              if row.model in rank and not any(r.model == row.model for r in found)]
     # course order; for one model, torchvision's result first, then the paper's in table order
     order = {id(r): k for k, r in enumerate(found)}
     return tuple(sorted(found, key=lambda r: (rank[r.model], r.source != "torchvision", order[id(r)])))

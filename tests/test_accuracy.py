@@ -253,3 +253,14 @@ def test_quoted_rankings_are_consistent():
     assert len(members) == 5 and q("shao_fusion_val") < min(members)
     assert abs(q("t5_googlenet_ilsvrc14") - q("googlenet_ilsvrc2014_top5")) < 0.02   # 6.66 vs 6.67: rounding
     assert abs(q("t5_vgg_ilsvrc14") - q("vgg_ilsvrc2014_top5")) < 0.05
+
+
+def test_keras_figures_stand_in_only_where_nothing_else_measured():
+    """NASNet-Mobile's and the Keras-built ResNet V2s' only results are the lecture's Keras rows (the same networks,
+    Keras's weights); a network with a result of its own (torchvision's, its paper's) keeps it."""
+    row = next(r for r in KERAS_TABLE if r.keras_name == "NASNetMobile")
+    r = accuracy.result("nasnet_mobile")
+    assert (r.top1, r.top5, r.source, r.crops) == (100 * row.top1, 100 * row.top5, "kerasapplications", None)
+    assert "NASNetMobile" in r.where
+    keras_sourced = {x.model for x in accuracy.imagenet_results() if x.source == "kerasapplications"}
+    assert keras_sourced == {"nasnet_mobile", "resnet50_v2", "resnet101_v2", "resnet152_v2"}
