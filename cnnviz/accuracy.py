@@ -237,6 +237,8 @@ def result(name: str, source: Optional[str] = None) -> ImageNetResult:
 
 def source_label(source: str) -> str:
     """A source as a short label, first author and year: ``"he2016deep"`` → ``"He 2016"``; others kept."""
+    if source == "kerasapplications":
+        return "Keras applications"
     match = re.fullmatch(r"([a-z]+)(\d{4})[a-z]*", source)
     return f"{match.group(1).capitalize()} {match.group(2)}" if match else source
 
@@ -365,8 +367,8 @@ class KerasGraph:
 
 #: Keras's graphs against cnnviz's networks, by Keras name (keras-applications 1.0.8's code, read layer by layer).
 #: Checked against Keras itself (3.15, the longest path over ``model.layers``): the same count for every row except
-#: MobileNet (Keras 3: 91, one Reshape fewer in the head) and MobileNetV2 (156, no padding layer before the stem),
-#: both changed since the code these rules follow.
+#: MobileNet (Keras 3: 91, one Reshape fewer in the head and no padding layer before the stem) and MobileNetV2
+#: (156, no padding layer before the stem), both changed since the code these rules follow.
 KERAS_GRAPHS = {
     "Xception": KerasGraph(), "VGG16": KerasGraph(fused=("ReLU",), absent=("Dropout", "AdaptiveAvgPool2d")),
     "ResNet50": KerasGraph(pads=True), "ResNet50V2": KerasGraph(),

@@ -17,9 +17,8 @@ In the book, where ``CNNVIZ_BOOK`` is set, the script is served once from the bo
 """
 import base64
 import html
-import itertools
 import json
-import os
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,11 +30,9 @@ SCRIPT_PATH = Path(__file__).with_name("static") / "cnnviz-live.js"
 #: The photos the book's editor offers (a page carries each at display resolution, colour and grayscale).
 BOOK_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "brick", "text")
 
-_ids = itertools.count()
-
 _STYLE = """<style>
 .cnnviz-live { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 15px;
-  color: #222; max-width: 100%; }
+  color: #222; background: #fff; padding: 6px; max-width: 100%; }
 .cnnviz-live:focus { outline: 2px solid #9ecbff; }
 .cnnviz-live-title { font-size: 1.15em; font-weight: 600; margin: 4px 0 8px; }
 .cnnviz-live-row { display: flex; flex-wrap: wrap; gap: 6px 18px; align-items: center; margin: 4px 0; }
@@ -99,12 +96,13 @@ def _presets() -> dict:
 
 
 def _in_book() -> bool:
-    return bool(os.environ.get("CNNVIZ_BOOK"))
+    from cnnviz.plot import in_book_build
+    return in_book_build()
 
 
 def _block(data: dict, fallback: str, inline) -> str:
     """The HTML block: fallback text, data, and a script that mounts the explorer (module inline or not)."""
-    uid = f"cnnviz-live-{os.getpid()}-{next(_ids)}"
+    uid = f"cnnviz-live-{uuid.uuid4().hex}"
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")  # never ends the <script> early
     inline = (not _in_book()) if inline is None else bool(inline)
     module = script() if inline else ""
@@ -112,24 +110,28 @@ def _block(data: dict, fallback: str, inline) -> str:
     return (f'{_STYLE}<div id="{uid}" class="cnnviz-live-host"><p class="cnnviz-live-fallback">'
             f'{html.escape(fallback)}</p></div>'
             f'<script type="application/json" id="{uid}-data">{payload}</script>'
-            f'<script>{module}\n(function () {{ var host = document.getElementById("{uid}");'
+            f'<script>{module}\n(function (me) {{ var data = me && me.previousElementSibling,'
+            f' host = data && data.previousElementSibling;'  # this block's own elements, whatever else the page holds
+            f' if (!host || host.id !== "{uid}") {{ host = document.getElementById("{uid}");'
+            f' data = document.getElementById("{uid}-data"); }}'
             f' if (!window.cnnvizLive) {{ host.textContent = {missing}; return; }}'
-            f' window.cnnvizLive.mount(host, JSON.parse(document.getElementById("{uid}-data").textContent)); }})();'
+            f' window.cnnvizLive.mount(host, JSON.parse(data.textContent)); }})(document.currentScript);'
             f'</script>')
 
 
-def kernel_editor_html(image: str = "astronaut", kernel: str = "sobel x", *, photos=BOOK_PHOTOS,
+def kernel_editor_html(image: str = "astronaut", kernel: str = "sobel x", *, photos=None,
                        mode: str = "abs", color: bool = False, max_side: int = 384, inline=None) -> str:
     """The kernel editor as an HTML block that filters in the reader's browser (see the module's docstring).
 
     ``photos``: embedded photo names the menu offers (each travels in the page at ``max_side``, in colour and
-    grayscale, so keep the list short); ``image`` the first one shown; ``kernel`` a preset's name; ``mode``
+    grayscale, so keep the list short; default: ``image`` alone, ``BOOK_PHOTOS`` in the book); ``image`` the
+    first one shown; ``kernel`` a preset's name; ``mode``
     ``"clip"``, ``"abs"`` or ``"normalise"``; ``color`` filter each RGB channel (else the grayscale photo);
     ``inline`` carry the script in the block (default: yes, except in the book, which serves it once).
     """
     from cnnviz.data import image_names
     from cnnviz.kernels import DISPLAY_MODES, PRESETS
-    photos = list(photos)
+    photos = list(photos) if photos is not None else (list(BOOK_PHOTOS) if _in_book() else [image])
     unknown = [p for p in photos if p not in image_names()]
     if not photos or unknown:
         raise ValueError(f"Choose photos among the embedded ones ({', '.join(image_names())}); "

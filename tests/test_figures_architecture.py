@@ -138,6 +138,8 @@ def test_block_svg_labels_layers_and_shares_a_scale():
         for h, u in zip(heights[name], units):
             assert h == pytest.approx(heights["plain"][1] * (u.params / plain.conv2.weight.numel()) ** 0.5, rel=1e-2)
     assert len(heights["gated"]) == 4 and heights["grouped"][1] < heights["plain"][1]
+    with pytest.raises(ValueError, match="at least the largest unit"):
+        fa.block_svg(plain, (256, 56, 56), peak=plain.conv2.weight.numel() - 1)
     with pytest.raises(ValueError, match="one label per unit"):
         fa.architecture_svg(fa.diagram_units(summary(plain, (256, 56, 56))), labels=["a"])
 

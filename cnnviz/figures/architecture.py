@@ -330,8 +330,13 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     band_top = y
     y += 22  # resolution labels
     legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
-    tallest = (peak if peak is not None else max(_metric(u, size_by) for u in units)) or 1.0
-    caption = f"block height ∝ √{SIZE_BY[size_by].split(' (')[0]} · tallest {human(tallest)}"
+    largest = max(_metric(u, size_by) for u in units)
+    if peak is not None and not (isinstance(peak, (int, float)) and peak > 0 and peak >= largest):
+        raise ValueError(f"peak={peak!r} must be a positive number at least the largest unit's {human(largest)}: "
+                         "it is the value drawn at full height.")
+    tallest = (peak if peak is not None else largest) or 1.0
+    caption = (f"block height ∝ √{SIZE_BY[size_by].split(' (')[0]} · "
+               + (f"full height {human(tallest)}" if peak is not None else f"tallest {human(tallest)}"))
     keys_w = sum(16 + 8 * len(_legend_name(c)) + 20 for c in legend) + (150 if has_rf else 0)
     two_rows = len(caption) * 6.8 + 24 + keys_w > width - left - right  # caption above the colour keys
     legend_h = 48 if two_rows else 26
@@ -361,7 +366,7 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
                      f'height="{band_bottom - band_top:.1f}" fill="#ffd54f" opacity="0.45"/>')
 
     values = [_metric(u, size_by) for u in units]
-    peak = max([*values, peak or 0.0]) or 1.0
+    peak = tallest
     show_values = slot >= 46
     for i, (u, v) in enumerate(zip(units, values)):
         x = x_of(i) - bar / 2
@@ -427,7 +432,8 @@ def block_svg(block, input_shape: Sequence[int], *, title: Optional[str] = None,
     network: its layers left to right (batch norm and activations left out), sized by ``size_by``, each
     labelled with its kernel, channels and groups (``layer_label``), with no receptive-field track.
     ``input_shape`` = (C, H, W) of the block's input; ``peak`` as in ``architecture_svg`` (the same for
-    blocks drawn to be compared). The block's shortcut is not drawn: say so in the title."""
+    blocks drawn to be compared). An identity shortcut is not drawn (say so in the title); a projection
+    shortcut (``downsample``) is drawn as one more block."""
     from cnnviz.summaries import summary
     units = diagram_units(summary(block, tuple(input_shape)))
     labels = [layer_label(block.get_submodule(u.name)) for u in units]

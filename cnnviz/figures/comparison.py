@@ -235,9 +235,10 @@ Y_AXES = {
              "(the class is among the five best guesses)."),
 }
 #: The result filter: key → (menu label, which origins are shown).
-SHOW = {"all": ("all results", ("torchvision", "paper")),
+SHOW = {"all": ("all results", ("torchvision", "paper", "keras")),
         "torchvision": ("torchvision only", ("torchvision",)),
-        "paper": ("papers only", ("paper",))}
+        "paper": ("papers only", ("paper",)),
+        "keras": ("Keras only", ("keras",))}
 _SYMBOLS = {1: "circle", 10: "diamond", None: "square"}
 _CROPS = {1: "one centre crop", 10: "10 crops", None: "crops not stated"}
 _KEY = ("marker area ∝ parameters · click a family in the legend to hide it<br>"
@@ -251,7 +252,8 @@ _LEGEND_ROW = 26  # px, one more row of the legend
 
 
 def _origin(r) -> str:
-    return "torchvision" if r.source == "torchvision" else "paper"
+    """Who measured a result: torchvision (its weights' metadata), Keras (the lecture's table) or a paper."""
+    return {"torchvision": "torchvision", "kerasapplications": "keras"}.get(r.source, "paper")
 
 
 def _fmt(v, unit=" %"):

@@ -29,8 +29,8 @@ Table 1's FractalNet rows (test error, %; C10 = CIFAR-10, + standard augmentatio
         ⇒ deepest column alone              29.05  24.32  23.60    7.27  4.68   4.63   1.89
     FractalNet (40 layers, 22.9M params)†     —    22.49  21.49     —    5.24   5.21    —
 
-(The CIFAR columns of the 20-layer rows and "38.6M" were checked against a second source; the SVHN column
-and the 40-layer row were not, for want of the PDF here.)
+(The CIFAR columns of the 20-layer rows and "38.6M" agree with a second source; the SVHN column and the
+40-layer row are not confirmed by one: check them against the paper before citing them.)
 
 **The parameter count does not match.** The paper's description gives 33.7 M parameters for the 20-layer
 network (33,724,618 here: convolutions without bias, batch norm with its scale and shift, a 512 → 10 linear

@@ -9,7 +9,8 @@
  */
 (function (root) {
   "use strict";
-  if (root.cnnvizLive) { return; }
+  var VERSION = 2;                              // a newer module replaces an older one in a long-lived page
+  if (root.cnnvizLive && root.cnnvizLive.version >= VERSION) { return; }
 
   // ------------------------------------------------------------------ small helpers
 
@@ -122,7 +123,7 @@
     for (j = 0; j < f; j++) { v[j] = k[pr * f + j] / k[pr * f + pc]; }
     for (i = 0; i < f; i++) {
       for (j = 0; j < f; j++) {
-        if (Math.abs(u[i] * v[j] - k[i * f + j]) > 1e-12 * best) { return null; }
+        if (Math.abs(u[i] * v[j] - k[i * f + j]) > 1e-9 * best) { return null; }
       }
     }
     return { u: u, v: v };
@@ -289,10 +290,10 @@
     var modeMenu = el("select", { "aria-label": "show" });
     data.modes.forEach(function (m) { modeMenu.appendChild(el("option", { value: m, text: MODE_LABELS[m] })); });
     var grid = el("div", { class: "cnnviz-live-grid" });
-    var message = el("div", { class: "cnnviz-live-message", role: "alert" });
+    var message = el("div", { class: "cnnviz-live-message", "aria-live": "polite" });
     var explain = el("div", { class: "cnnviz-live-explain" });
-    var inCanvas = el("canvas", { class: "cnnviz-live-input", "aria-label": "input photo" });
-    var outCanvas = el("canvas", { class: "cnnviz-live-output", "aria-label": "filtered output" });
+    var inCanvas = el("canvas", { class: "cnnviz-live-input", role: "img", "aria-label": "input photo" });
+    var outCanvas = el("canvas", { class: "cnnviz-live-output", role: "img", "aria-label": "filtered output" });
     var label = function (text, control) { return el("label", {}, [el("span", { text: text + " " }), control]); };
     var left = el("div", { class: "cnnviz-live-left" }, [
       el("div", {}, [el("b", { text: "kernel" }), document.createTextNode(" (numbers, or fractions like 1/9)")]),
@@ -313,7 +314,7 @@
       cells = []; state.written = {};
       for (var i = 0; i < f * f; i++) {
         var text = texts ? texts[i] : format4g(values[i]);
-        var cell = el("input", { type: "text", inputmode: "decimal", "aria-label": "row " + (Math.floor(i / f) + 1) + ", column " + (i % f + 1), spellcheck: "false" });
+        var cell = el("input", { type: "text", "aria-label": "row " + (Math.floor(i / f) + 1) + ", column " + (i % f + 1), spellcheck: "false" });
         cell.value = text;
         state.written[i] = [text, values[i]];      // an untouched "0.1111" still means exactly 1/9
         cell.addEventListener("input", onCell);
@@ -355,8 +356,10 @@
       return state.planes[key] || null;
     }
 
-    // Large photos with large kernels are split across Web Workers, a band of rows each (one per core, up to
-    // four); everything else, and any browser that refuses workers, computes on the page's own thread.
+    // Large photos with large kernels are split across Web Workers, a band of rows each, where the machine has
+    // cores to spare (four or more: on two, the page's own thread was as fast, measured); everything else, and any
+    // browser that refuses workers, computes on the page's own thread. window.cnnvizLiveWorkers = "always"
+    // forces them (for tests).
     var pool = null, poolFailed = false, running = null, queued = null;
     var WORK_FOR_WORKERS = 8e6;                 // multiply-adds: about 6 ms on one core of a slow laptop
 
@@ -366,18 +369,28 @@
         var source = "var separate = " + separate.toString() + ";\nvar correlate = " + correlate.toString() +
                      ";\n(" + workerMain.toString() + ")();";
         var url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-        var count = Math.max(2, Math.min(4, (navigator.hardwareConcurrency || 2)));
-        pool = { workers: [], key: null, bands: [] };
+        var count = Math.max(2, Math.min(4, (navigator.hardwareConcurrency || 2) - 1));
+        pool = { workers: [], key: null, bands: [], url: url };
         for (var i = 0; i < count; i++) {
           var worker = new Worker(url);
           worker.onmessage = onBand;
-          worker.onerror = function () { poolFailed = true; pool = null; running = null; render(); };
+          worker.onerror = function () { dropPool(); render(); };
           pool.workers.push(worker);
         }
       } catch (err) {
         poolFailed = true; pool = null;
       }
       return pool;
+    }
+
+    /** Give up on workers (an error, a refused band): end them, and compute on the page from now on. */
+    function dropPool() {
+      if (pool) {
+        pool.workers.forEach(function (worker) { worker.terminate(); });
+        URL.revokeObjectURL(pool.url);
+      }
+      pool = null; poolFailed = true; running = null; queued = null;
+      delete container.dataset.busy;
     }
 
     function sendBands(padKey, src, r) {        // each worker keeps its band of the padded planes (2r rows overlap)
@@ -394,7 +407,7 @@
     function onBand(event) {
       var m = event.data, job = running;
       if (!job || m.seq !== job.seq) { return; }
-      if (m.error) { poolFailed = true; running = null; render(); return; }
+      if (m.error) { dropPool(); render(); return; }
       var band = pool.bands[m.index];
       m.outs.forEach(function (o, c) { job.out[c].set(o, band[0] * job.w); });
       if (++job.done < pool.workers.length) { return; }
@@ -429,11 +442,12 @@
       if (!state.out || state.out.length !== src.planes.length || state.out[0].length !== n) {
         state.out = src.planes.map(function () { return new Float32Array(n); });
       }
-      var k32 = Float32Array.from(state.kernel);
+      var k32 = Float64Array.from(state.kernel);   // separable or not is decided on the exact numbers
       var taps = f === 5 && separate(k32, 5) ? 10 : f * f;
       var job = { seq: ++seq, t0: t0, src: src, f: f, k: k32, padKey: padKey, out: state.out, w: src.w,
                   name: presetMenu.value, kernel: state.kernel.slice() };
-      if (n * src.planes.length * taps >= WORK_FOR_WORKERS && makePool()) {
+      var spare = (navigator.hardwareConcurrency || 2) >= 4 && n * src.planes.length * taps >= WORK_FOR_WORKERS;
+      if ((spare || window.cnnvizLiveWorkers === "always") && makePool()) {
         if (running) { queued = job; container.dataset.busy = "computing"; return; }   // the newest waits, older ones drop
         startJob(job);
         return;
@@ -517,6 +531,7 @@
     });
     sizeMenu.addEventListener("change", function () {   // KernelEditor._on_size: the last valid kernel, centred
       var fOld = state.f, fNew = Number(sizeMenu.value), k = [], i, j;
+      if (fNew === fOld) { return; }
       for (i = 0; i < fNew; i++) {
         for (j = 0; j < fNew; j++) {
           var oi = fNew > fOld ? i - 1 : i + 1, oj = fNew > fOld ? j - 1 : j + 1;
@@ -617,11 +632,11 @@
     modeMenu.addEventListener("change", update);
     controls.appendChild(el("label", {}, [el("span", { text: "padding" }), modeMenu]));
     var formula = el("div", { class: "cnnviz-live-formula" });
-    var message = el("div", { class: "cnnviz-live-message", role: "alert" });
-    var canvas = el("canvas", { class: "cnnviz-live-conv", "aria-label": "the kernel sliding over the padded input" });
+    var message = el("div", { class: "cnnviz-live-message", "aria-live": "polite" });
+    var canvas = el("canvas", { class: "cnnviz-live-conv", role: "img", "aria-label": "the kernel sliding over the padded input" });
     var play = el("button", { type: "button", text: "\u25b6 play" });
     var scrub = el("input", { type: "range", min: 0, max: 0, step: 1, value: 0, "aria-label": "output position" });
-    var where = el("span", { class: "cnnviz-live-where" });
+    var where = el("span", { class: "cnnviz-live-where", "aria-live": "polite" });
     var root = el("div", { class: "cnnviz-live cnnviz-live-ce", tabindex: "0" }, [
       el("div", { class: "cnnviz-live-title", text: "Convolution explorer: padding, stride, dilation and channels" }),
       el("div", { class: "cnnviz-live-body" }, [controls, el("div", { class: "cnnviz-live-view" }, [
@@ -684,7 +699,7 @@
       canvas.style.width = width + "px"; canvas.style.maxWidth = "100%";
       var ctx = canvas.getContext("2d");
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-      ctx.clearRect(0, 0, width, height);
+      ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, width, height);   // light in a dark theme too
       var oy = Math.floor(position / hOut), ox = position % hOut;
       function gridAt(x0, y0, count, fill, lineColour) {
         for (var i = 0; i < count; i++) {
@@ -741,7 +756,12 @@
     play.addEventListener("click", function () {
       if (timer) { clearInterval(timer); timer = null; play.textContent = "\u25b6 play"; return; }
       play.textContent = "\u275a\u275a pause";
-      timer = setInterval(function () { step(1); }, 600);
+      timer = setInterval(function () {
+        if (!root.isConnected) {                 // the output was removed (or scrolled out of a windowed notebook)
+          clearInterval(timer); timer = null; play.textContent = "\u25b6 play"; return;
+        }
+        step(1);
+      }, 600);
     });
     root.addEventListener("keydown", function (event) {   // → and ← step the window (not while a control has focus)
       if (event.target !== root && event.target !== play && event.target !== canvas) { return; }
@@ -776,6 +796,6 @@
     }
   }
 
-  root.cnnvizLive = { mount: mount, parseEntry: parseEntry, convArithmetic: convArithmetic, pyRepr: pyRepr,
+  root.cnnvizLive = { version: VERSION, mount: mount, parseEntry: parseEntry, convArithmetic: convArithmetic, pyRepr: pyRepr,
                       correlate: correlate, separate: separate };
 })(window);
