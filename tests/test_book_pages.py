@@ -52,7 +52,7 @@ def _open(browser, url):
 
     def route(r):
         host = urlparse(r.request.url).hostname
-        if r.request.url.startswith("data:") or host == "127.0.0.1":
+        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":  # blob: the page's own workers
             r.continue_()
         else:
             outside.append(r.request.url)
