@@ -266,3 +266,15 @@ def test_legend_and_notes_do_not_overlap_on_a_book_page(tmp_path, fig):
         first_note = min(n["top"] for n in boxes["notes"])
         assert boxes["legend"]["bottom"] <= first_note + 1, boxes
         assert max(n["bottom"] for n in boxes["notes"]) <= boxes["plot"]["bottom"] + 1    # nothing cut off
+
+
+def test_each_family_on_the_chart_has_its_own_colour(fig):
+    """Families without a result (LeNet, NiN, FractalNet, ShapesNet) take no colour, so the ones shown never share."""
+    colours = {}
+    for t in fig.data:
+        meta = t.meta or {}
+        if "family" in meta:
+            colours.setdefault(meta["family"], set()).add(t.marker.color)
+    assert all(len(c) == 1 for c in colours.values())
+    shown = {f: c.pop() for f, c in colours.items()}
+    assert len(set(shown.values())) == len(shown) >= 10, shown

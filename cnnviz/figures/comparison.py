@@ -390,8 +390,11 @@ def accuracy_chart(results: Iterable, costs: Mapping[str, Costs], *, title: Opti
                          "model.")
 
     families = models.families()
-    colour = {f: qualitative.D3[k % len(qualitative.D3)] for k, f in enumerate(families)}
     family_of = {r.model: models.info(r.model).family for r in results}
+    # one colour per family on the chart (families without a result take none), in the course's order
+    shown = [f for f in families if f in set(family_of.values())]
+    palette = qualitative.D3 + qualitative.Dark2
+    colour = {f: palette[k % len(palette)] for k, f in enumerate(shown)}
     groups = {}  # (family, origin) -> results, in family order
     for r in sorted(results, key=lambda r: (families.index(family_of[r.model]), _origin(r))):
         groups.setdefault((family_of[r.model], _origin(r)), []).append(r)
