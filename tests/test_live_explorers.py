@@ -112,33 +112,7 @@ def test_the_book_serves_the_script():
 
 # ----------------------------------------------------------------------------- the built book in chromium
 
-@pytest.fixture(scope="module")
-def book():
-    from test_book_pages import HTML
-    if not (HTML / "book" / "01_convolution.html").exists():
-        pytest.fail("The book is not built: run `make book` (make test does it first).")
-    return HTML
-
-
-@pytest.fixture(scope="module")
-def site(book):
-    import functools
-    import http.server
-    import threading
-
-    from test_book_pages import _QuietHandler
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(book)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from browser import chromium
-    with chromium() as b:
-        yield b
+from test_book_pages import browser, server as site  # noqa: E402,F401  the book's server and chromium, shared
 
 
 def _open(browser, url):
