@@ -15,6 +15,10 @@ convolution explorer redraws in at most 16 ms. Two figures per row, median / 90t
 
 Each keystroke waits for the previous one's picture (a person types far slower than this).
 
+Every kernel-editor row runs twice: on WebAssembly SIMD (the page's default where the browser runs it) and on
+the JavaScript loops (``window.cnnvizLiveWasm = "never"``, what browsers without WebAssembly SIMD run); the
+"computed by" column is what the page's own explanation line names.
+
 Runs Debian's chromium headless through Playwright, like the browser tests; asserts nothing.
 """
 import argparse
@@ -80,6 +84,12 @@ def _stats(values):
     return statistics.median(values), values[min(len(values) - 1, int(0.9 * len(values)))]
 
 
+ENGINES = (("WebAssembly SIMD", "() => { delete window.cnnvizLiveWasm; }"),
+           ("JavaScript", "() => { window.cnnvizLiveWasm = 'never'; }"))
+ENGINE_SHOWN = """() => { const t = document.querySelector('.cnnviz-live-explain').textContent;
+  const m = t.match(/ms in this page \\(([^)]*)\\)/); return m ? m[1] : '?'; }"""
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=60, help="keystrokes or setting changes per row (default 60)")
@@ -87,6 +97,16 @@ def main():
     from playwright.sync_api import sync_playwright
 
     rows = []
+
+    def measure(page, label, script):
+        """The same keystrokes on each engine (window.cnnvizLiveWasm); the engine the page names is the row's."""
+        for _, switch in ENGINES:
+            page.evaluate(switch)
+            page.evaluate(script, 10)  # warm the JIT (and WebAssembly's optimising tier)
+            result = page.evaluate(script, args.reps)
+            rows.append((label, page.evaluate(ENGINE_SHOWN), result))
+        page.evaluate(ENGINES[0][1])
+
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         for label, kernel, color in [("3×3 Sobel x (separable), colour", "sobel x", True),
@@ -101,9 +121,7 @@ def main():
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(page_path.as_uri())
             page.wait_for_function("document.querySelector('.cnnviz-live-host').dataset.rendered")
-            script = PRESET_5 if "menu" in label else TYPE_3
-            page.evaluate(script, 10)  # warm the JIT
-            result = page.evaluate(script, args.reps)
+            measure(page, "kernel editor 512×512: " + label, PRESET_5 if "menu" in label else TYPE_3)
             if "not separable" in label and color:
                 # a 5×5 kernel nobody can separate: the worst case (25 products a pixel and channel)
                 page.evaluate("""() => { const api = document.querySelector('.cnnviz-live-host').cnnvizLive;
@@ -112,23 +130,21 @@ def main():
                 for k in range(25):
                     page.evaluate(f"""() => {{ const c = document.querySelector('.cnnviz-live-host').cnnvizLive.cells()[{k}];
                         c.value = '{(k * k * 7 + 3) % 11 - 5}'; c.dispatchEvent(new Event('input')); }}""")
-                page.evaluate(TYPE_3.replace("cells()[4]", "cells()[12]"), 10)
-                worst = page.evaluate(TYPE_3.replace("cells()[4]", "cells()[12]"), args.reps)
-                rows.append(("kernel editor 512×512: " + label, result))
-                rows.append(("kernel editor 512×512: 5×5 dense (not separable), colour", worst))
-            else:
-                rows.append(("kernel editor 512×512: " + label, result))
+                measure(page, "kernel editor 512×512: 5×5 dense (not separable), colour",
+                        TYPE_3.replace("cells()[4]", "cells()[12]"))
             if kernel == "sobel x":
                 page.evaluate(SETTINGS, 10)
-                rows.append(("convolution explorer: a setting change (C_in 3, C_out 16)", page.evaluate(SETTINGS, args.reps)))
+                rows.append(("convolution explorer: a setting change (C_in 3, C_out 16)", "",
+                             page.evaluate(SETTINGS, args.reps)))
             page.close()
         version = browser.version
         browser.close()
     print(f"chromium {version}, headless, --disable-gpu; {args.reps} per row; goal {GOAL_MS:.0f} ms")
-    print(f"{'row':<66} {'handler ms (median/p90)':>24} {'to frame ms (median/p90)':>26}")
-    for label, result in rows:
+    width = max(len(label) for label, _, _ in rows)
+    print(f"{'row':<{width}} {'computed by':<17} {'handler ms (median/p90)':>24} {'to frame ms (median/p90)':>26}")
+    for label, engine, result in rows:
         h, f = _stats(result["handler"]), _stats(result["frame"])
-        print(f"{label:<66} {h[0]:>10.1f} / {h[1]:<10.1f} {f[0]:>12.1f} / {f[1]:<10.1f}")
+        print(f"{label:<{width}} {engine:<17} {h[0]:>10.1f} / {h[1]:<10.1f} {f[0]:>12.1f} / {f[1]:<10.1f}")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,19 @@ Oracles: the Python functions the JavaScript mirrors. The page's output pixels a
 ``kernels.filter_image`` + ``kernels.for_display`` on the same photo (at most one grey level apart: float32
 sums in another order, and ties rounded), its sentences for bad cells with ``kernels.parse_entry``'s, its
 formula, output size, parameters and MACs with ``figures.arithmetic.conv_arithmetic_text`` and
-``cnnviz.layers`` for a grid of settings, impossible ones included. The browser tests run on the built
-book's chapters 1 and 2 (Debian's chromium), offline; one runs the blocks in JupyterLab's output cells.
+``cnnviz.layers`` for a grid of settings, impossible ones included. The kernel editor computes with the
+WebAssembly SIMD module of ``cnnviz/static/cnnviz-live-simd.wat`` where the browser runs it (checked: the bytes
+embedded in the script are what ``tools/build_live_wasm.py`` assembles from it; its loops give ``correlate``'s
+numbers on any size) and with the JavaScript loops elsewhere (``window.cnnvizLiveWasm = "never"`` forces them):
+both are held to Python. The browser tests run on the built book's chapters 1 and 2 (Debian's chromium),
+offline; one runs the blocks in JupyterLab's output cells.
 The page's timings are written to /tmp/cnnviz-shots/live_timings.txt (reported, never asserted).
 """
 import base64
+import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +116,46 @@ def test_the_book_serves_the_script():
     assert 'cnnviz = ["static/*.js"]' in (ROOT / "pyproject.toml").read_text()  # installed with the package
 
 
+def _wasm_tool():
+    spec = importlib.util.spec_from_file_location("build_live_wasm", ROOT / "tools" / "build_live_wasm.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_the_embedded_webassembly_is_the_wat_assembled():
+    """The bytes in cnnviz-live.js are tools/build_live_wasm.py's assembly of cnnviz-live-simd.wat (rerun the tool
+    after editing the .wat), small enough for Chrome to compile on the page's thread (it refuses above 4 kB)."""
+    tool = _wasm_tool()
+    wasm = tool.module_bytes()
+    assert tool.embedded(live.script()) == wasm, "run tools/build_live_wasm.py"
+    assert wasm[:8] == b"\0asm\1\0\0\0" and len(wasm) < 4096
+    assert tool.main(["--check"]) == 0
+
+
+def test_the_assembler_encodes_what_the_spec_says():
+    """A few encodings written out by hand from the WebAssembly spec (the .wat module was also compared once with
+    wabt's wat2wasm, byte for byte: see the tool's docstring)."""
+    tool = _wasm_tool()
+    assert tool.uleb(624485) == bytes([0xE5, 0x8E, 0x26]) and tool.sleb(-123456) == bytes([0xC0, 0xBB, 0x78])
+    assert tool.sleb(64) == bytes([0xC0, 0x00]) and tool.sleb(-64) == bytes([0x40])
+    wasm = tool.assemble("""(module (import "env" "memory" (memory 1))
+      (func $f (export "f") (param $p i32) (local $v v128)
+        (local.set $v (f32x4.mul (v128.load offset=4 (local.get $p)) (f32x4.splat (f32.const 2))))
+        (loop $l (br_if $l (i32.const 0)))
+        (v128.store align=16 (local.get $p) (local.get $v))))""")
+    body = bytes([0x01, 0x01, 0x7B,                                      # one v128 local
+                  0x20, 0x00, 0xFD, 0x00, 0x04, 0x04,                    # local.get 0; v128.load align=16 offset=4
+                  0x43, 0x00, 0x00, 0x00, 0x40, 0xFD, 0x13,              # f32.const 2; f32x4.splat
+                  0xFD, 0xE6, 0x01, 0x21, 0x01,                          # f32x4.mul; local.set 1
+                  0x03, 0x40, 0x41, 0x00, 0x0D, 0x00, 0x0B,              # loop; i32.const 0; br_if 0; end
+                  0x20, 0x00, 0x20, 0x01, 0xFD, 0x0B, 0x04, 0x00, 0x0B])  # v128.store; end
+    assert wasm.endswith(bytes([0x0A, len(body) + 2, 0x01, len(body)]) + body)
+    assert b"\x02\x0f\x01\x03env\x06memory\x02\x00\x01" in wasm      # the import section
+    with pytest.raises(tool.WatError, match="no local"):
+        tool.assemble("(module (func (local.get $x)))")
+
+
 # ----------------------------------------------------------------------------- the built book in chromium
 
 from test_book_pages import browser, server as site  # noqa: E402,F401  the book's server and chromium, shared
@@ -159,6 +205,11 @@ def _expected(image, kernel, mode, color):
     return out if color else np.repeat(out[..., None], 3, axis=-1)
 
 
+def _engine(host):
+    """What computed the last output, as the explanation says: "WebAssembly SIMD", "JavaScript" or "N threads"."""
+    return re.search(r"ms in this page \(([^)]*)\)", host.locator(".cnnviz-live-explain").text_content()).group(1)
+
+
 def _choose(host, label, value):
     host.locator(f'select[aria-label="{label}"]').select_option(value)
 
@@ -190,6 +241,19 @@ def test_kernel_editor_in_the_book_filters_like_python(site, browser):
                 assert got.shape[:2] == want.shape[:2]
                 diff = np.abs(got[..., :3].astype(int) - want.astype(int))
                 assert diff.max() <= 1, (name, color, int(diff.max()), int((diff > 1).sum()))
+                assert _engine(host) == "WebAssembly SIMD", name
+        # a few presets on the JavaScript loops too (3×3, separable 5×5), and back on WebAssembly
+        page.evaluate("() => { window.cnnvizLiveWasm = 'never'; }")
+        for name in ("sobel x", "gaussian blur 5×5", "sharpen"):
+            _choose(host, "preset", name)
+            want = _expected(pixels[True], PRESETS[name], _editor_state(host)["mode"], True)
+            diff = np.abs(_pixels(host)[..., :3].astype(int) - want.astype(int))
+            assert diff.max() <= 1 and _engine(host) == "JavaScript", (name, int(diff.max()))
+        page.evaluate("() => { delete window.cnnvizLiveWasm; }")
+        _choose(host, "preset", "box blur 5×5")
+        want = _expected(pixels[True], PRESETS["box blur 5×5"], _editor_state(host)["mode"], True)
+        assert np.abs(_pixels(host)[..., :3].astype(int) - want.astype(int)).max() <= 1
+        assert _engine(host) == "WebAssembly SIMD"
         # typed kernels, in the grid, cell by cell, as a reader types them (every display mode)
         typed = [(["1/9"] * 9, "clip"), (["0", "-1", "0", "-1", " 5 ", "-1", "0", "-1", "0"], "clip"),
                  (["1e-1", "-0.25", "2", "0", "1/3", "−1", "3/2", "-2", "0.5"], "normalise"),
@@ -206,6 +270,13 @@ def test_kernel_editor_in_the_book_filters_like_python(site, browser):
                 kernel = np.array([parse_entry(t) for t in texts]).reshape(f, f)
                 diff = np.abs(_pixels(host)[..., :3].astype(int) - _expected(pixels[color], kernel, mode, color).astype(int))
                 assert diff.max() <= 1, (texts, mode, color, int(diff.max()))
+                assert _engine(host) == "WebAssembly SIMD", texts
+                if color and f in (3, 5):  # the same kernel on the JavaScript loops (browsers without SIMD)
+                    page.evaluate("() => { window.cnnvizLiveWasm = 'never'; }")
+                    cells.nth(f * f - 1).fill(texts[-1] + " ")
+                    diff = np.abs(_pixels(host)[..., :3].astype(int) - _expected(pixels[color], kernel, mode, color).astype(int))
+                    assert diff.max() <= 1 and _engine(host) == "JavaScript", (texts, mode, int(diff.max()))
+                    page.evaluate("() => { delete window.cnnvizLiveWasm; }")
                 if color and f == 5:  # the same job split across Web Workers (forced: this machine has 2 cores)
                     page.evaluate("() => { window.cnnvizLiveWorkers = 'always'; }")
                     cells.nth(0).fill(texts[0] + " ")
@@ -255,6 +326,88 @@ def test_kernel_editor_bad_entries_keep_the_last_output(site, browser):
         SHOTS.mkdir(exist_ok=True)
         host.screenshot(path=str(SHOTS / "live_kernel_editor.png"))
         assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
+_SIMD_VS_CORRELATE = """() => {
+  const L = window.cnnvizLive, module = new WebAssembly.Module(Uint8Array.from(atob(SIMD), c => c.charCodeAt(0)));
+  let seed = 7; const rnd = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+  const rows = [], e = L.makeSimdEngine();
+  for (const [h, w] of [[1, 1], [2, 3], [7, 13], [23, 37], [64, 64], [31, 130], [300, 451], [5, 6]]) {  // grows, shrinks
+    for (const f of [3, 5]) {
+      const r = (f - 1) >> 1, planes = [0, 1, 2].map(() => Float32Array.from({length: h * w}, () => Math.round(rnd() * 255)));
+      const padded = planes.map(p => L.padPlane(p, h, w, r)), kernels = [Float64Array.from({length: f * f}, () => rnd() * 4 - 2)];
+      if (f === 5) {
+        const u = [1, 4, 6, 4, 1], v = [1, 2, 0, -2, -1];
+        kernels.push(Float64Array.from({length: 25}, (_, i) => u[Math.floor(i / 5)] * v[i % 5] / 16));
+      }
+      e.load(h + 'x' + w + ':' + r, padded, h, w, r);
+      for (const k of kernels) {
+        const sep = f === 5 ? L.separate(k, 5) : null, got = e.run(k, f, sep);
+        let worst = 0, scale = 0;
+        padded.forEach((p, c) => {
+          const want = L.correlate(p, h, w, k, f, new Float32Array(h * w));
+          for (let i = 0; i < h * w; i++) {
+            worst = Math.max(worst, Math.abs(want[i] - got[c][i])); scale = Math.max(scale, Math.abs(want[i]));
+          }
+          if (got[c].length !== h * w) { worst = Infinity; }
+        });
+        rows.push({h, w, f, separable: !!sep, worst, scale});
+      }
+    }
+  }
+  return {rows, exports: WebAssembly.Module.exports(module).map(x => x.name + ':' + x.kind),
+          imports: WebAssembly.Module.imports(module).map(x => x.module + '.' + x.name + ':' + x.kind)};
+}"""
+
+
+@pytest.mark.browser
+def test_webassembly_loops_compute_what_correlate_computes(browser):
+    """The SIMD module's 3×3, 5×5 and separable 5×5 loops against correlate (the JavaScript loops the tests hold
+    to Python) on random planes of many sizes, widths that are not multiples of four included, one engine whose
+    memory grows and is reused: equal up to float32 rounding of sums in another order."""
+    b64 = _wasm_tool().embedded(live.script())
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.set_content("<!doctype html><meta charset='utf-8'><body><script>" + live.script() + "</script>"
+                         f"<script>var SIMD = '{base64.b64encode(b64).decode()}';</script></body>")
+        got = page.evaluate(_SIMD_VS_CORRELATE)
+        assert got["exports"] == ["dense3:function", "dense5:function", "sep5:function"]
+        assert got["imports"] == ["env.memory:memory"]
+        for row in got["rows"]:
+            assert row["worst"] <= 1e-5 * max(row["scale"], 1), row
+        assert len(got["rows"]) == 24 and errors == []
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("without", ["WebAssembly", "SIMD"])
+def test_without_webassembly_simd_the_editor_computes_in_javascript(browser, without, tmp_path):
+    """A browser with no WebAssembly, or one whose WebAssembly refuses SIMD (validate says no): the editor computes
+    with the JavaScript loops, silently, and its output is still Python's."""
+    block = live.kernel_editor_html("camera", "laplacian", photos=["camera"], max_side=64, color=True, inline=True)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.add_init_script("delete window.WebAssembly;" if without == "WebAssembly"
+                             else "WebAssembly.validate = () => false;")
+        (tmp_path / "page.html").write_text("<!doctype html><meta charset='utf-8'><body>" + block + "</body>",
+                                            encoding="utf-8")
+        page.goto((tmp_path / "page.html").as_uri())
+        assert page.evaluate("() => typeof WebAssembly") == ("undefined" if without == "WebAssembly" else "object")
+        host = page.locator(".cnnviz-live-host").first
+        for name in ("laplacian", "gaussian blur 5×5"):
+            _choose(host, "preset", name)
+            want = _expected(live.photo_pixels("camera", 64, True), PRESETS[name], _editor_state(host)["mode"], True)
+            assert np.abs(_pixels(host)[..., :3].astype(int) - want.astype(int)).max() <= 1, name
+            assert _engine(host) == "JavaScript"
+        assert errors == []
     finally:
         page.close()
 

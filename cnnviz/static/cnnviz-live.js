@@ -6,10 +6,14 @@
  * and the only markup (<b>, <br>) is built as DOM nodes.
  *
  * Entry point: cnnvizLive.mount(container, data), where data.kind is "kernel-editor" or "conv-explorer".
+ *
+ * The kernel editor's 3×3 and 5×5 correlations run in WebAssembly SIMD where the browser has it (the module's
+ * source is cnnviz-live-simd.wat beside this file; its bytes are embedded below by tools/build_live_wasm.py),
+ * else in the JavaScript loops of correlate.
  */
 (function (root) {
   "use strict";
-  var VERSION = 2;                              // a newer module replaces an older one in a long-lived page
+  var VERSION = 3;                              // a newer module replaces an older one in a long-lived page
   if (root.cnnvizLive && root.cnnvizLive.version >= VERSION) { return; }
 
   // ------------------------------------------------------------------ small helpers
@@ -246,6 +250,83 @@
     };
   }
 
+  // ------------------------------------------------------------------ correlate in WebAssembly SIMD
+
+  // The module of cnnviz-live-simd.wat (beside this file): correlate's 3×3, 5×5 and separable 5×5 loops, four
+  // output pixels at a time in f32x4. Assembled and written here by tools/build_live_wasm.py (the tests check
+  // it is that file's); compiled from these bytes, never fetched.
+  var SIMD_WASM = "AGFzbQEAAAABEgJgBX9/f39/AGAGf39/f39/AAIPAQNlbnYGbWVtb3J5AgABAwQDAAABBxoDBmRlbnNlMwAABmRlbnNlNQABBHNlcDUAAgqjCwPDAgIJewV/IAQqAgD9EyEFIAQqAgT9EyEGIAQqAgj9EyEHIAQqAgz9EyEIIAQqAhD9EyEJIAQqAhT9EyEKIAQqAhj9EyELIAQqAhz9EyEMIAQqAiD9EyENIANBAmpBAnQhDgNAIAAgEiAObGohDyABIBIgA2xBAnRqIRAgECADQQJ0aiERA0AgECAFIA/9AAQA/eYBIAYgD/0ABAT95gH95AEgByAP/QAECP3mAf3kASAIIA8gDmr9AAQA/eYBIAkgDyAOav0ABAT95gH95AEgCiAPIA5q/QAECP3mAf3kAf3kASALIA8gDkEBdGr9AAQA/eYBIAwgDyAOQQF0av0ABAT95gH95AEgDSAPIA5BAXRq/QAECP3mAf3kAf3kAf0LBAAgD0EQaiEPIBBBEGoiECARSQ0ACyASQQFqIhIgAkkNAAsLzAUCHnsGfyAEKgIA/RMhBSAEKgIE/RMhBiAEKgII/RMhByAEKgIM/RMhCCAEKgIQ/RMhCSAEKgIU/RMhCiAEKgIY/RMhCyAEKgIc/RMhDCAEKgIg/RMhDSAEKgIk/RMhDiAEKgIo/RMhDyAEKgIs/RMhECAEKgIw/RMhESAEKgI0/RMhEiAEKgI4/RMhEyAEKgI8/RMhFCAEKgJA/RMhFSAEKgJE/RMhFiAEKgJI/RMhFyAEKgJM/RMhGCAEKgJQ/RMhGSAEKgJU/RMhGiAEKgJY/RMhGyAEKgJc/RMhHCAEKgJg/RMhHSADQQRqQQJ0ISMDQCAAICggI2xqISQgASAoIANsQQJ0aiEmICYgA0ECdGohJwNAICQhJSAFICX9AAQA/eYBIAYgJf0ABAT95gH95AEgByAl/QAECP3mAf3kASAIICX9AAQM/eYB/eQBIAkgJf0ABBD95gH95AEhHiAlICNqISUgCiAl/QAEAP3mASALICX9AAQE/eYB/eQBIAwgJf0ABAj95gH95AEgDSAl/QAEDP3mAf3kASAOICX9AAQQ/eYB/eQBIR8gJSAjaiElIA8gJf0ABAD95gEgECAl/QAEBP3mAf3kASARICX9AAQI/eYB/eQBIBIgJf0ABAz95gH95AEgEyAl/QAEEP3mAf3kASEgICUgI2ohJSAUICX9AAQA/eYBIBUgJf0ABAT95gH95AEgFiAl/QAECP3mAf3kASAXICX9AAQM/eYB/eQBIBggJf0ABBD95gH95AEhISAlICNqISUgGSAl/QAEAP3mASAaICX9AAQE/eYB/eQBIBsgJf0ABAj95gH95AEgHCAl/QAEDP3mAf3kASAdICX9AAQQ/eYB/eQBISIgJiAeIB/95AEgIP3kASAh/eQBICL95AH9CwQAICRBEGohJCAmQRBqIiYgJ0kNAAsgKEEBaiIoIAJJDQALC40DAgV7Bn8gBSoCAP0TIQYgBSoCBP0TIQcgBSoCCP0TIQggBSoCDP0TIQkgBSoCEP0TIQogBEEEakECdCELIANBBGohEANAIAAgDyALbGohDCACIA8gBGxBAnRqIQ0gDSAEQQJ0aiEOA0AgDSAGIAz9AAQA/eYBIAcgDP0ABAT95gH95AEgCCAM/QAECP3mAf3kASAJIAz9AAQM/eYB/eQBIAogDP0ABBD95gH95AH9CwQAIAxBEGohDCANQRBqIg0gDkkNAAsgD0EBaiIPIBBJDQALIAUqAhT9EyEGIAUqAhj9EyEHIAUqAhz9EyEIIAUqAiD9EyEJIAUqAiT9EyEKIARBAnQhCyACIQwgASENIAEgAyALbGohDgNAIA0gBiAM/QAEAP3mASAHIAwgC2r9AAQA/eYB/eQBIAggDCALQQF0av0ABAD95gH95AEgCSAMIAtBA2xq/QAEAP3mAf3kASAKIAwgC0ECdGr9AAQA/eYB/eQB/QsEACAMQRBqIQwgDUEQaiINIA5JDQALCw==";
+  var simdModule;                               // undefined: not tried yet; null: this browser cannot run it
+
+  /** The compiled module, or null where WebAssembly or its SIMD is unavailable (validate refuses the bytes). */
+  function simdModuleOrNull() {
+    if (simdModule !== undefined) { return simdModule; }
+    simdModule = null;
+    try {
+      if (typeof WebAssembly === "object" && typeof atob === "function") {
+        var text = atob(SIMD_WASM), bytes = new Uint8Array(text.length);
+        for (var i = 0; i < text.length; i++) { bytes[i] = text.charCodeAt(i); }
+        // compiled synchronously: Chrome allows that on the page's thread for modules under 4 kB (this one is 1.5 kB)
+        if (WebAssembly.validate(bytes)) { simdModule = new WebAssembly.Module(bytes); }
+      }
+    } catch (err) {
+      simdModule = null;
+    }
+    return simdModule;
+  }
+
+  /** correlate for 3×3 and 5×5 kernels in WebAssembly SIMD, or null where it cannot run. The padded planes stay
+   *  in its memory (load, when the photo, colour or kernel size changes); each kernel only writes its weights
+   *  there (run), and the outputs are read through Float32Arrays on that memory, made again after it grows. */
+  function makeSimdEngine() {
+    var module = simdModuleOrNull();
+    if (!module) { return null; }
+    var memory = new WebAssembly.Memory({ initial: 1 });
+    var fns = new WebAssembly.Instance(module, { env: { memory: memory } }).exports;
+    var KERNEL = 0, at = 0, layout = null, views = null;
+    function take(floats) {                     // 16 spare bytes after each buffer: the last vector's overrun
+      var start = at;
+      at += (4 * floats + 16 + 15) & ~15;
+      return start;
+    }
+    var engine = {
+      key: null,
+      /** Copy the padded planes (h + 2r rows of w + 2r floats each) into the module's memory. */
+      load: function (key, padded, h, w, r) {
+        var ph = h + 2 * r, pw = w + 2 * r;
+        at = 256;                               // the kernel's weights at 0
+        layout = { h: h, w: w, r: r, pads: padded.map(function () { return take(ph * pw); }) };
+        layout.outs = padded.map(function () { return take(h * w); });
+        layout.tmp = take((h + 4) * w);
+        var missing = at - memory.buffer.byteLength;
+        if (missing > 0) { memory.grow(Math.ceil(missing / 65536)); }
+        new Uint8Array(memory.buffer, 0, at).fill(0);
+        padded.forEach(function (p, c) { new Float32Array(memory.buffer, layout.pads[c], ph * pw).set(p); });
+        views = null; engine.key = key;
+      },
+      /** Correlate every loaded plane with the f×f kernel k (f = 2r + 1 of the planes loaded; sep: separate(k, 5)
+       *  when it is not null): the outputs, h × w Float32Arrays on the module's memory (valid until the next load). */
+      run: function (k, f, sep) {
+        var h = layout.h, w = layout.w, i;
+        if (f !== 2 * layout.r + 1 || (f !== 3 && f !== 5)) { throw new Error("no WebAssembly loop for this kernel"); }
+        if (!views || views.k.buffer !== memory.buffer) {
+          views = { k: new Float32Array(memory.buffer, KERNEL, 32),
+                    outs: layout.outs.map(function (o) { return new Float32Array(memory.buffer, o, h * w); }) };
+        }
+        if (sep) {
+          for (i = 0; i < 5; i++) { views.k[i] = sep.v[i]; views.k[5 + i] = sep.u[i]; }
+          layout.pads.forEach(function (p, c) { fns.sep5(p, layout.outs[c], layout.tmp, h, w, KERNEL); });
+        } else {
+          views.k.set(k);
+          var loop = f === 3 ? fns.dense3 : fns.dense5;
+          layout.pads.forEach(function (p, c) { loop(p, layout.outs[c], h, w, KERNEL); });
+        }
+        return views.outs;
+      }
+    };
+    return engine;
+  }
+
   // ------------------------------------------------------------------ the kernel editor
 
   var MODE_LABELS = { clip: "clip to 0\u2013255", abs: "absolute value", normalise: "stretch min\u2013max" };
@@ -356,10 +437,11 @@
       return state.planes[key] || null;
     }
 
-    // Large photos with large kernels are split across Web Workers, a band of rows each, where the machine has
-    // cores to spare (four or more: on two, the page's own thread was as fast, measured); everything else, and any
-    // browser that refuses workers, computes on the page's own thread. window.cnnvizLiveWorkers = "always"
-    // forces them (for tests).
+    // Large photos with large kernels are split across Web Workers (computing with correlate), a band of rows each,
+    // where the browser has no WebAssembly SIMD (with it, the page's own thread filters a 512×512 colour photo with
+    // any 5×5 kernel in a few ms) and the machine has cores to spare (four or more: on two, the page's own thread
+    // was as fast, measured); everything else, and any browser that refuses workers, computes on the page's own
+    // thread. window.cnnvizLiveWorkers = "always" forces them (for tests).
     var pool = null, poolFailed = false, running = null, queued = null;
     var WORK_FOR_WORKERS = 8e6;                 // multiply-adds: about 6 ms on one core of a slow laptop
 
@@ -428,6 +510,18 @@
       });
     }
 
+    // 3×3 and 5×5 kernels are computed by WebAssembly SIMD (makeSimdEngine) where the browser runs it, else by
+    // correlate; window.cnnvizLiveWasm = "never" forces correlate (for tests and comparisons).
+    var simd = null, simdFailed = false;
+    function simdEngine(f) {
+      if (window.cnnvizLiveWasm === "never" || simdFailed || (f !== 3 && f !== 5)) { return null; }
+      if (!simd) {
+        try { simd = makeSimdEngine(); } catch (err) { simd = null; }
+        if (!simd) { simdFailed = true; }
+      }
+      return simd;
+    }
+
     var seq = 0;
     function render() {
       var t0 = performance.now();
@@ -443,10 +537,11 @@
         state.out = src.planes.map(function () { return new Float32Array(n); });
       }
       var k32 = Float64Array.from(state.kernel);   // separable or not is decided on the exact numbers
-      var taps = f === 5 && separate(k32, 5) ? 10 : f * f;
+      var sep = f === 5 ? separate(k32, 5) : null, taps = sep ? 10 : f * f;
       var job = { seq: ++seq, t0: t0, src: src, f: f, k: k32, padKey: padKey, out: state.out, w: src.w,
                   name: presetMenu.value, kernel: state.kernel.slice() };
-      var spare = (navigator.hardwareConcurrency || 2) >= 4 && n * src.planes.length * taps >= WORK_FOR_WORKERS;
+      var engine = simdEngine(f);
+      var spare = !engine && (navigator.hardwareConcurrency || 2) >= 4 && n * src.planes.length * taps >= WORK_FOR_WORKERS;
       if ((spare || window.cnnvizLiveWorkers === "always") && makePool()) {
         if (running) { queued = job; container.dataset.busy = "computing"; return; }   // the newest waits, older ones drop
         startJob(job);
@@ -454,7 +549,19 @@
       }
       queued = null;
       if (running) { running = null; delete container.dataset.busy; }   // a smaller job overtakes the workers
-      state.padded[padKey].forEach(function (p, c) { correlate(p, src.h, src.w, k32, f, state.out[c]); });
+      if (engine) {
+        try {
+          if (engine.key !== padKey) { engine.load(padKey, state.padded[padKey], src.h, src.w, r); }
+          job.out = engine.run(k32, f, sep);
+          job.engine = "WebAssembly SIMD";
+        } catch (err) {                          // (memory refused to grow, say): JavaScript from now on
+          simd = null; simdFailed = true; engine = null; job.out = state.out;
+        }
+      }
+      if (!engine) {
+        state.padded[padKey].forEach(function (p, c) { correlate(p, src.h, src.w, k32, f, state.out[c]); });
+        job.engine = "JavaScript";
+      }
       present(job);
     }
 
@@ -478,7 +585,7 @@
         (Math.abs(total) < 1e-9 ? " (flat regions become 0)" : "")));
       explain.appendChild(el("br"));
       explain.appendChild(document.createTextNode(src.w + "\u00d7" + src.h + " px, " + ms.toFixed(1) + " ms in this page" +
-        (job.threads ? " (" + job.threads + " threads)" : "")));
+        (job.threads ? " (" + job.threads + " threads)" : " (" + job.engine + ")")));
       container.dataset.rendered = String(state.timings.length);
     }
 
@@ -797,5 +904,5 @@
   }
 
   root.cnnvizLive = { version: VERSION, mount: mount, parseEntry: parseEntry, convArithmetic: convArithmetic, pyRepr: pyRepr,
-                      correlate: correlate, separate: separate };
+                      correlate: correlate, separate: separate, padPlane: padPlane, makeSimdEngine: makeSimdEngine };
 })(window);
