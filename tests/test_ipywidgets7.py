@@ -29,10 +29,11 @@ def test_kernel_editor_works_with_ipywidgets_7():
 
 @pytest.mark.parametrize("test_file", ["test_architecture_explorer.py", "test_inception_explorer.py",
                                        "test_vis_widgets.py", "test_signal_flow_explorer.py",
-                                       "test_augmentation_explorer.py", "test_transfer_explorer.py"])
+                                       "test_augmentation_explorer.py", "test_transfer_explorer.py",
+                                       "test_lecture_widgets.py"])
 def test_explorers_work_with_ipywidgets_7(test_file):
-    """The explorers' tests (architecture, Inception cost, visualisation, signal flow, augmentation, transfer), again under
-    ipywidgets 7 (Colab's)."""
+    """The explorers' tests (architecture, Inception cost, visualisation, signal flow, augmentation, transfer, the
+    lecture layout), again under ipywidgets 7 (Colab's)."""
     if not (IPYW7 / "ipywidgets").is_dir():
         pytest.fail(f"ipywidgets 7 is not installed in {IPYW7}: run `make test`, which installs it.")
     env = dict(os.environ, PYTHONPATH=str(IPYW7))

@@ -270,7 +270,8 @@ def _text(x, y, text, size, *, anchor="start", weight=None, fill="#222", extra="
 def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Optional[str] = None,
                      width: int = 720, height: int = 330, highlight: Optional[int] = None,
                      input_size: Optional[int] = None, labels: Optional[Sequence[str]] = None,
-                     peak: Optional[float] = None, receptive_field: bool = True) -> str:
+                     peak: Optional[float] = None, receptive_field: bool = True, callout: bool = True,
+                     label: Optional[str] = None) -> str:
     """A block diagram of the layers ``units`` as an SVG string (works in any page, no JavaScript).
 
     Each unit is a block, left to right; its height is proportional to the square
@@ -280,13 +281,15 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     a red track shows the receptive field of each unit in input pixels (log
     scale; dashed: the ``input_size`` side of the image, when given). Under
     that, short labels (``conv 64``, ``inception3a``). ``highlight`` (a unit
-    index) frames one block and states its numbers above the diagram.
+    index) frames one block and states its numbers above the diagram (``callout=False``: framed only, for a
+    page that states them beside it).
     Hovering a block shows its full row. The picture scales down to narrower pages
     (its text with it): ``width`` (px) is drawn at full size, 720 fits a book's column. Where the
     colour keys do not fit beside the caption they take a second row, 22 px under ``height``.
     ``labels`` (one per unit) replace ``unit_label``'s. ``peak`` is the value drawn at full height (default:
     the largest unit's; give the same one to diagrams meant to be compared). ``receptive_field=False`` leaves
-    out the receptive-field track.
+    out the receptive-field track. ``label``: the picture's accessible name (default: ``title``; for a page
+    that prints the title beside the picture).
     """
     if size_by not in SIZE_BY:
         raise ValueError(f"size_by must be one of {', '.join(SIZE_BY)}, not {size_by!r}.")
@@ -323,10 +326,10 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     if title:
         parts.append(_text(left, y + 22, title, 22, weight="bold"))
         y += 34
-    if highlight is not None:
-        callout = _callout(units[highlight], left, y + 18, highlight, width - left - right)
-        parts.append(callout)
-        y += 28 if callout.count("<text") == 1 else 48
+    if highlight is not None and callout:
+        text = _callout(units[highlight], left, y + 18, highlight, width - left - right)
+        parts.append(text)
+        y += 28 if text.count("<text") == 1 else 48
     band_top = y
     y += 22  # resolution labels
     legend = [c for c in KIND_COLOURS.values() if any(kind_colour(u.kind) == c for u in units)]
@@ -409,7 +412,7 @@ def architecture_svg(units: Sequence, *, size_by: str = "activations", title: Op
     parts.append(_text(left, fy - 22 if two_rows else fy, caption, 14))
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
             f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" '
-            f'aria-label="{html.escape(title or "architecture diagram")}">')
+            f'aria-label="{html.escape(label or title or "architecture diagram")}">')
     return head + "".join(parts) + "</svg>"
 
 
@@ -708,10 +711,12 @@ def inception_cost_svg(in_channels: int, size: int, ch1x1: int, ch3x3red: Option
     return "".join(parts) + "</svg>"
 
 
-def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, peak_total):
-    out = [_text(x0 + 4, 26, title, 21, weight="bold"),
-           _text(x0 + 4, 52, f"{human(cost.total.macs)} MACs · {human(cost.total.params)} params · output depth "
-                             f"{cost.out_channels}", 17)]
+def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, peak_total, compact=False):
+    """One module's drawing; ``compact``: no title, totals line or per-branch bars (a page states them)."""
+    out = [] if compact else [
+        _text(x0 + 4, 26, title, 21, weight="bold"),
+        _text(x0 + 4, 52, f"{human(cost.total.macs)} MACs · {human(cost.total.params)} params · output depth "
+                          f"{cost.out_channels}", 17)]
     box_h, col = 48, w / 4
 
     def box(cx, y, bw, text, sub, fill, ink):
@@ -725,7 +730,7 @@ def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, p
         return (f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2 - 6:.1f}" stroke="#555" stroke-width="1.5"/>'
                 f'<path d="M{x - 5:.1f},{y2 - 8:.1f} L{x + 5:.1f},{y2 - 8:.1f} L{x:.1f},{y2:.1f} z" fill="#555"/>')
 
-    top = 66
+    top = 8 if compact else 66
     out += box(x0 + w / 2, top, w * 0.8, f"input {size}×{size}×{c_in}", None, "#eceff3", "#111")
     rows_y = (top + box_h + 30, top + 2 * box_h + 48)
     concat_y = rows_y[1] + box_h + 30
@@ -743,6 +748,8 @@ def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, p
         out.append(arrow(cx, ys[-1] + box_h, concat_y))
     out += box(x0 + w / 2, concat_y, w * 0.8, f"concatenation {size}×{size}×{cost.out_channels}", None,
                "#eceff3", "#111")
+    if compact:
+        return out + _total_bar(x0, w, height, cost, peak_total)
     # per-branch MACs on one scale for both modules
     label_y = concat_y + box_h + 26
     out.append(_text(x0 + 4, label_y, "MACs per branch", 15, fill="#444"))
@@ -758,6 +765,12 @@ def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, p
         out.append(_text(cx, bar_bottom + 18, f"{_BRANCH_NAMES[b]} · {human(c.params)} params", 13,
                          anchor="middle", fill="#444"))
     out.append(f'<line x1="{x0:.1f}" x2="{x0 + w:.1f}" y1="{bar_bottom}" y2="{bar_bottom}" stroke="#444"/>')
+    return out + _total_bar(x0, w, height, cost, peak_total)
+
+
+def _total_bar(x0, w, height, cost, peak_total):
+    """The module's total MACs as a bar on the scale of the larger module, at the bottom."""
+    out = []
     ty = height - 40
     tw = (w - 8) * cost.total.macs / peak_total
     out.append(f'<rect x="{x0 + 4:.1f}" y="{ty:.1f}" width="{max(tw, 2):.1f}" height="26" rx="3" '
@@ -766,6 +779,27 @@ def _module_panel(x0, w, height, title, cost, layers, c_in, size, peak_branch, p
     out.append(_text(x0 + 12 if inside else x0 + tw + 12, ty + 19, f"total {human(cost.total.macs)} MACs", 16,
                      weight="bold", fill="#fff" if inside else "#111"))
     return out
+
+
+def inception_module_svg(in_channels: int, size: int, ch1x1: int, ch3x3red: Optional[int], ch3x3: int,
+                         ch5x5red: Optional[int], ch5x5: int, pool_proj: Optional[int], *, naive: bool = False,
+                         width: int = 540) -> str:
+    """One of ``inception_cost_svg``'s two modules alone (``naive=True``: without the 1×1 reductions), for a
+    projector: the layers with their MACs and the total as a bar on the naive module's scale, no title, totals
+    line or per-branch bars (the page states them beside it, in large type)."""
+    args = (in_channels, size, ch1x1, None, ch3x3, None, ch5x5, None)
+    naive_cost = _costs(*args)
+    if not naive:
+        args = (in_channels, size, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)
+    cost = _costs(*args)
+    peak_total = max(naive_cost.total.macs, cost.total.macs) or 1
+    height = 330
+    what = "naive Inception module" if naive else "Inception module with 1×1 reductions"
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+             f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" aria-label="{what}">']
+    parts.extend(_module_panel(0, width, height, what, cost, inception_branches(*args), in_channels, size, 1,
+                               peak_total, compact=True))
+    return "".join(parts) + "</svg>"
 
 
 _BRANCH_NAMES = ("1×1", "3×3", "5×5", "pool")

@@ -258,6 +258,7 @@ def signal_flow_svg(flow, *, width: int = 960, height: int = 520, font_size: int
     pw, ph = (width - left - right - gap) / 2, height - top - bottom
     lo, hi = LOG_EDGES[0], LOG_EDGES[-1]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" '
              f'font-family="Helvetica, Arial, sans-serif" font-size="{fs}">']
     n_layers = len(flow.activations)
     for k, which in enumerate(("activations", "gradients")):

@@ -279,7 +279,7 @@ def transfer_svg(curve, *, total: int, width: int = 620, height: int = 300, font
         return top + h * (1 - v)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="Helvetica, Arial, sans-serif" font-size="{font_size}">',
+             f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="{font_size}">',
              f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="#fafafa" stroke="#ccc"/>']
     for k in range(5):
         v = ymax * k / 4

@@ -2,6 +2,7 @@
 
 Importing ``cnnviz.widgets`` is the only place cnnviz imports ipywidgets.
 """
+from cnnviz.widgets._base import lecture
 from cnnviz.widgets.architecture_explorer import ArchitectureExplorer
 from cnnviz.widgets.attribution_explorer import AttributionExplorer
 from cnnviz.widgets.augmentation_explorer import AugmentationExplorer
@@ -18,4 +19,4 @@ from cnnviz.widgets.transfer_explorer import TransferExplorer
 
 __all__ = ["KernelEditor", "ConvExplorer", "ReceptiveFieldExplorer", "ArchitectureExplorer", "InceptionCostExplorer",
            "LiveTraining", "SignalFlowExplorer", "FeatureMapExplorer", "FilterGallery", "OcclusionExplorer", "AttributionExplorer",
-           "AugmentationExplorer", "TransferExplorer"]
+           "AugmentationExplorer", "TransferExplorer", "lecture"]

@@ -10,7 +10,7 @@ import ipywidgets as widgets
 from ..runtime import keep_freed_memory
 
 __all__ = ["LatestOnly", "Worker", "View", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html",
-           "close_all"]
+           "close_all", "lecture", "lecture_settings", "lecture_frame", "step_buttons", "set_tooltip", "LECTURE_SCALE"]
 
 # Every thread a widget starts is a daemon thread, so that it never keeps a notebook or a script alive. But a
 # daemon thread that is still inside torch (or PIL) when the interpreter finalises makes the process abort
@@ -223,6 +223,141 @@ def scoped_style(css_class: str, scale: float = 1.0) -> widgets.HTML:
 .{css_class} .widget-html-content, .{css_class} .widget-radio-box label {{ line-height: 1.35; }}
 .{css_class} .widget-hbox {{ gap: 4px; }}
 </style>""")
+
+
+# ------------------------------------------------------------------------------------------- lecture layout
+LECTURE_SCALE = 1.4  # the instructor notebooks' scale: text at 15 px × 1.4 = 21 px, well above 18 px
+_LECTURE = {"on": False, "scale": LECTURE_SCALE}
+
+
+def lecture(on: bool = True, *, scale: float = LECTURE_SCALE) -> None:
+    """Turn the lecture layout on (or off, ``lecture(False)``) for every cnnviz widget created after this call.
+
+    In the lecture layout the main picture is large, the controls are compact beside it (above it in one or
+    two rows where the screen is narrow), the numbers that matter are in large type next to the picture, no
+    text is smaller than 18 px, and → / ← step a widget that animates or scrubs. ``scale`` enlarges every
+    control and text (1.4: 21 px type). A widget's own ``scale=`` and ``lecture=`` arguments win over this
+    switch; widgets created before the call keep their layout."""
+    scale = float(scale)
+    if not 1.2 <= scale <= 3.0:
+        raise ValueError(f"The lecture scale must be between 1.2 (text at 18 px) and 3.0, got {scale:g}.")
+    _LECTURE.update(on=bool(on), scale=scale)
+
+
+def lecture_settings(scale=None, lecture=None) -> tuple:
+    """(scale, lecture on?) for a widget given its own arguments: ``None`` takes the notebook's switch
+    (``cnnviz.widgets.lecture``); without it, scale 1.0 and the notebook layout."""
+    on = _LECTURE["on"] if lecture is None else bool(lecture)
+    if scale is None:
+        scale = _LECTURE["scale"] if on else 1.0
+    scale = float(scale)
+    if not 0.5 <= scale <= 3.0:
+        raise ValueError(f"scale must be between 0.5 and 3.0 (1.0 in a notebook, 1.4 on a projector), got {scale:g}.")
+    if on and scale < 1.2:
+        raise ValueError(f"The lecture layout needs scale ≥ 1.2 (text at 18 px or more), got {scale:g}.")
+    return scale, on
+
+
+# → / ← (and a presenter's clicker: PageDown / PageUp) press the step buttons of the lecture widget that has the
+# most of itself on screen, unless the instructor is typing in a field. One listener per page (Colab: per output
+# frame, so each widget carries it). Nothing typed reaches this script: it only clicks the widget's own buttons.
+_KEYS_JS = """<script>
+(function () {
+  if (window.cnnvizLectureKeys) return;
+  window.cnnvizLectureKeys = true;
+  var DIR = {ArrowRight: 1, PageDown: 1, ArrowLeft: -1, PageUp: -1};
+  document.addEventListener("keydown", function (event) {
+    var dir = DIR[event.key];
+    if (!dir || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    var t = event.target;
+    if (t && t.closest && t.closest("input, textarea, select, [contenteditable], .cm-editor")) return;
+    var best = null, most = 0;
+    document.querySelectorAll(".cnnviz-lecture").forEach(function (w) {
+      var b = w.querySelector(dir > 0 ? "button.cnnviz-lecture-next" : "button.cnnviz-lecture-prev");
+      if (!b || b.disabled) return;
+      var r = w.getBoundingClientRect();
+      var seen = Math.max(0, Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0));
+      if (seen > most) { most = seen; best = b; }
+    });
+    if (!best) return;
+    event.preventDefault();
+    event.stopPropagation();
+    best.click();
+  }, true);
+})();
+</script>"""
+
+
+def _keys_output() -> widgets.Output:
+    """An output holding the key listener: JupyterLab and Colab run a script in an output's HTML."""
+    from IPython.display import HTML
+
+    out = widgets.Output(layout=widgets.Layout(height="0px", overflow="hidden"))
+    out.append_display_data(HTML(_KEYS_JS))
+    return out
+
+
+def set_tooltip(widget, text: str) -> None:
+    """A hover text on a control's description, in ipywidgets 8 (``tooltip``) and 7 (``description_tooltip``)."""
+    if int(widgets.__version__.split(".")[0]) >= 8:
+        widget.tooltip = text
+    else:
+        widget.description_tooltip = text
+
+
+def step_buttons(on_step, on_error, *, what: str):
+    """◀ and ▶ buttons that call ``on_step(-1)`` / ``on_step(+1)``; in the lecture layout → and ← press them."""
+    prev = widgets.Button(description="◀", tooltip=f"previous {what} (←)", layout=widgets.Layout(width="auto"))
+    nxt = widgets.Button(description="▶", tooltip=f"next {what} (→)", layout=widgets.Layout(width="auto"))
+    prev.add_class("cnnviz-lecture-prev")
+    nxt.add_class("cnnviz-lecture-next")
+    prev.on_click(guarded(lambda _: on_step(-1), on_error))
+    nxt.on_click(guarded(lambda _: on_step(+1), on_error))
+    return prev, nxt
+
+
+def lecture_frame(view, css_class: str, scale: float, *, title, picture, primary, side=(), below=(), side_width=340,
+                  picture_basis=600, picture_grows=True, css="", narrow_css=""):
+    """The children of ``view`` (a cnnviz widget, marked ``cnnviz-lecture``) in the lecture layout.
+
+    ``picture`` (a widget) is the main picture; ``primary`` (a list of controls) what the instructor touches;
+    ``side`` (numbers, messages) goes under the controls; ``below`` under the picture, off the first screen.
+    Picture and side sit in one row that wraps where the screen is narrow, with the side *above* the picture
+    (``wrap-reverse``). The side is ``side_width`` px wide or more (at scale 1.4); the picture wants
+    ``picture_basis`` px before the side wraps above it; ``picture_grows``: the picture's box takes the room left
+    (pictures sized in % of it), else it keeps its content's size and the side takes the rest. ``css``: the
+    widget's own lecture rules; ``narrow_css``: rules for when the side has wrapped above the picture (a
+    container query on the widget's width: it works in Colab's output frames, where the window's height does not)."""
+    px = lambda v: f"{round(v * scale / LECTURE_SCALE)}px"  # noqa: E731  sizes are given at scale 1.4
+    view.add_class("cnnviz-lecture")
+    picture.add_class("cnnviz-lecture-picture")
+    controls = widgets.Box(list(primary), layout=widgets.Layout(display="flex", flex_flow="row wrap",
+                                                                align_items="center", grid_gap="6px 14px"))
+    controls.add_class("cnnviz-lecture-primary")
+    side_box = widgets.VBox([title, controls, *side],
+                            layout=widgets.Layout(flex=f"1 1 {px(side_width)}", min_width=px(side_width)))
+    side_box.add_class("cnnviz-lecture-side")
+    pic_box = widgets.Box([picture], layout=widgets.Layout(
+        flex=f"1000 1 {px(picture_basis)}" if picture_grows else "0 1 auto", min_width="0",
+        justify_content="flex-start"))
+    row = widgets.Box([pic_box, side_box], layout=widgets.Layout(
+        display="flex", flex_flow="row wrap-reverse", align_items="flex-end", grid_gap="10px 18px"))
+    fs = round(15 * scale)
+    wraps_below = round((picture_basis + side_width + 18 + 8) * scale / LECTURE_SCALE)  # the row wraps under this
+    narrow = f"@container (max-width: {wraps_below}px) {{ {narrow_css} }}" if narrow_css else ""
+    style = widgets.HTML(f"""<style>
+.{css_class}.cnnviz-lecture {{ container-type: inline-size; }}
+.{css_class}.cnnviz-lecture .widget-label, .{css_class}.cnnviz-lecture .widget-readout,
+.{css_class}.cnnviz-lecture .widget-html-content {{ font-size: {fs}px; }}
+.{css_class}.cnnviz-lecture :is(small, code, sub, sup, .cnnviz-name, .cnnviz-caption) {{
+  font-size: max(18px, 0.85em) !important; }}
+.{css_class}.cnnviz-lecture .widget-image {{ margin: 0 !important; }}
+.{css_class}.cnnviz-lecture .cnnviz-lecture-side .cnnviz-title {{ font-size: {round(fs * 1.15)}px; }}
+.{css_class}.cnnviz-lecture .cnnviz-big {{ font-size: {round(fs * 1.5)}px; font-weight: 600; line-height: 1.2; }}
+{css}
+{narrow}
+</style>""")
+    return [scoped_style(css_class, scale), style, row, *below, _keys_output()]
 
 
 def upload_bytes(value):

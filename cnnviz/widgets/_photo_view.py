@@ -349,6 +349,24 @@ class _PhotoView(View):
 </style>""")]
 
 
+def lecture_panel(label, image, css_class):
+    """An image under a one-line caption for the lecture layout, sized by the stylesheet (``css_class``) so that a
+    narrow page can make it smaller (see ``lecture_panel_css``)."""
+    image.layout = widgets.Layout()
+    image.add_class(css_class)
+    caption = widgets.HTML(f'<span class="cnnviz-caption">{label}</span>')
+    caption.add_class("cnnviz-panelcap")
+    return widgets.VBox([caption, image], layout=widgets.Layout(align_items="flex-start"))
+
+
+def lecture_panel_css(css_class, side, narrow_side):
+    """The sizes of ``lecture_panel`` images: ``side`` px, and ``narrow_side`` px where the page is narrow."""
+    return (f".{css_class} {{ width: {side}px; height: {side}px; }} .cnnviz-panelcap {{ white-space: nowrap; "
+            f"overflow: hidden; text-overflow: ellipsis; max-width: {side}px; }}",
+            f".{css_class} {{ width: {narrow_side}px !important; height: {narrow_side}px !important; }} "
+            f".cnnviz-panelcap {{ max-width: {narrow_side}px !important; }}")
+
+
 def image_box(label, image, width):
     """An image with a caption above it, ``width`` wide (a CSS length)."""
     caption = widgets.HTML(f'<span class="cnnviz-caption">{label}</span>')

@@ -15,7 +15,8 @@ from collections import OrderedDict
 import ipywidgets as widgets
 
 from cnnviz.figures.architecture import architecture_svg, diagram_units, human, unit_label
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
+from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings,
+                                  scoped_style, step_buttons)
 
 __all__ = ["ArchitectureExplorer", "analyse", "MIN_INPUT", "MAX_INPUT", "FAMILY_NAMES"]
 
@@ -185,8 +186,10 @@ class ArchitectureExplorer(View):
 
     _kept = "diagram"
 
-    def __init__(self, model="vgg16", input_size=None, *, size_by="activations", scale=1.0, threaded=True):
+    def __init__(self, model="vgg16", input_size=None, *, size_by="activations", scale=None, lecture=None,
+                 threaded=True):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         from cnnviz import models
 
         names = models.available()
@@ -199,6 +202,9 @@ class ArchitectureExplorer(View):
         self._scale = scale
         # the SVG fills the widget's width: a narrower drawing is shown larger (scale 1.4: type about 1.3× larger)
         self._svg_width = round(1100 / max(scale, 1.0) ** 0.6)
+        self._svg_height = DIAGRAM_HEIGHT
+        if self.lecture:  # drawn small and shown 1.5× larger: its smallest text (12) at 18 px on screen
+            self._svg_width, self._svg_height = round(560 * scale / LECTURE_SCALE), 255
         self._shown = None  # (name, side, size_by, unit) on screen
         self._summary, self._units = None, ()
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
@@ -252,9 +258,30 @@ class ArchitectureExplorer(View):
 .cnnviz-arch .cnnviz-table tr.cnnviz-chosen td {{ background: #ffe38a; font-weight: 600; }}
 .cnnviz-arch .cnnviz-table .cnnviz-name {{ font-size: 0.8em; color: #555; }}
 </style>""")
-        self.children = [scoped_style("cnnviz-arch", scale), style, title, controls, self.message, self.diagram,
-                         self.unit, self.details, self.totals, self.table]
+        self.big = widgets.HTML()  # the lecture layout's numbers in large type
         self.add_class("cnnviz-arch")
+        if self.lecture:  # the hall looks at the blocks; the instructor picks the model and steps the block
+            title.value = '<span class="cnnviz-title">Architecture explorer</span>'
+            shown = round(self._svg_width * 1.5)
+            self.diagram.layout = widgets.Layout(width=f"{shown}px", max_width="100%")
+            self.model.description, self.model.layout.width = "", px(220)
+            self.unit.layout.width = px(260)
+            self.unit.style.description_width = px(50)
+            prev, nxt = step_buttons(self.step, self._show_error, what="block")
+            self.children = lecture_frame(
+                self, "cnnviz-arch", scale, title=title, picture=self.diagram,
+                primary=[self.model, widgets.HBox([prev, nxt]), self.unit, self.big],
+                side=[self.message],
+                below=[style, controls, self.details, self.totals, self.table],
+                side_width=400, picture_basis=2000,
+                css=".cnnviz-arch.cnnviz-lecture .cnnviz-diagram svg { max-width: none !important; width: 100%; }"
+                    ".cnnviz-arch.cnnviz-lecture .cnnviz-table :is(th, td) { white-space: normal; "
+                    "overflow-wrap: anywhere; padding: 3px 4px; }"
+                    ".cnnviz-arch.cnnviz-lecture .widget-html-content { max-width: 100%; }")
+            self.table.layout.width = "auto"
+        else:
+            self.children = [scoped_style("cnnviz-arch", scale), style, title, controls, self.message, self.diagram,
+                             self.unit, self.details, self.totals, self.table]
         self._request(unit=None)
 
     # ------------------------------------------------------------------ public API
@@ -290,6 +317,10 @@ class ArchitectureExplorer(View):
             if unit is not None:
                 self.unit.value = min(max(int(unit), self.unit.min), self.unit.max)
         self._request(unit=unit if unit is not None else (None if model is not None else self.unit.value))
+
+    def step(self, delta: int = 1):
+        """Choose the block ``delta`` blocks deeper (shallower where negative), stopping at the ends."""
+        self.unit.value = min(max(self.unit.value + int(delta), self.unit.min), self.unit.max)
 
     def wait(self, timeout=30.0) -> bool:
         """Block until the newest request is drawn (for scripts and tests)."""
@@ -339,9 +370,10 @@ class ArchitectureExplorer(View):
 
     def _draw(self, name, side, s, units, size_by, requested):
         unit = _default_unit(units) if requested is None else min(max(int(requested), 0), len(units) - 1)
+        title = f"{name} on a {s.input_size[0]}×{side}×{side} input: {len(units)} blocks"
         svg = architecture_svg(units, size_by=size_by, highlight=unit, input_size=side, width=self._svg_width,
-                               height=DIAGRAM_HEIGHT,
-                               title=f"{name} on a {s.input_size[0]}×{side}×{side} input: {len(units)} blocks")
+                               height=self._svg_height, title=None if self.lecture else title, label=title,
+                               callout=not self.lecture)  # the lecture layout states both beside the diagram
         with self._quietly():  # the slider is set only where it must change: never under a dragging hand
             if self.unit.max != len(units) - 1:
                 self.unit.max = len(units) - 1
@@ -349,8 +381,12 @@ class ArchitectureExplorer(View):
                 self.unit.value = unit
         self.diagram.value = svg
         self.details.value = unit_html(units, unit, side)
+        u, rf = units[unit], _side(units[unit].receptive_field)
+        self.big.value = (f'<span class="cnnviz-big">{unit}: {html.escape(unit_label(u))} → '
+                          f'{"×".join(map(str, u.output_shape))}, field '
+                          f'{"the whole image" if rf is None else f"{_field(u.receptive_field)} px"}</span>')
         if self._shown is None or self._shown[:2] != (name, side):
-            self.totals.value = totals_html(s)
+            self.totals.value = (f"<b>{html.escape(title)}</b><br>" if self.lecture else "") + totals_html(s)
         self.table.value = table_html(s, units, highlight=unit)
         self._summary, self._units = s, units
         self._shown = (name, side, size_by, unit)

@@ -15,8 +15,8 @@ from collections import OrderedDict
 import ipywidgets as widgets
 
 from cnnviz.figures.visualising import overlay
-from cnnviz.widgets._base import guarded, info_html
-from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box
+from cnnviz.widgets._base import LECTURE_SCALE, guarded, info_html, lecture_frame, lecture_settings
+from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box, lecture_panel, lecture_panel_css
 
 __all__ = ["AttributionExplorer", "DEFAULT_METHODS"]
 
@@ -41,10 +41,11 @@ class AttributionExplorer(_PhotoView):
     """
 
     def __init__(self, model="shapesnet", image=None, *, methods=DEFAULT_METHODS, target=None, class_names=None,
-                 scale: float = 1.0, threaded: bool = True):
+                 scale=None, lecture=None, threaded: bool = True):
         super().__init__()
         from cnnviz.attribution import METHODS
 
+        scale, self.lecture = lecture_settings(scale, lecture)
         self._setup_model(model, class_names, scale)
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
@@ -63,11 +64,14 @@ class AttributionExplorer(_PhotoView):
         self.info = widgets.HTML()
         big = px(_VIEW)
         self.photo_view = widgets.Image(format="png", layout=widgets.Layout(width=big, height=big))
-        photo_box, _ = image_box("photo", self.photo_view, big)
+        # the lecture layout: five panels in two rows of three beside the controls, one-line captions
+        panel = (lambda label, image: (lecture_panel(label, image, "cnnviz-at-pic"), None)) if self.lecture else (
+            lambda label, image: image_box(label, image, big))
+        photo_box, _ = panel("photo", self.photo_view)
         self.views, self.panels = {}, {}
         for m, label in METHODS.items():
             view = widgets.Image(format="png", layout=widgets.Layout(width=big, height=big))
-            box, caption = image_box(str(label), view, big)
+            box, caption = panel(str(label).split(" (")[0] if self.lecture else str(label), view)
             self.views[m], self.panels[m] = view, (box, caption)
         self.gallery = widgets.HBox([photo_box], layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))
         self._photo_box = photo_box
@@ -76,12 +80,33 @@ class AttributionExplorer(_PhotoView):
         self.target.observe(g(self._on_change), names=["value"])
         title = widgets.HTML('<span class="cnnviz-title">Attribution: which pixels does each method credit for '
                              'the class?</span>')
-        self.children = self._style("cnnviz-at") + [
-            title,
-            widgets.HBox([self.photo, self.upload, self.target], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox(list(self.methods.values()), layout=widgets.Layout(flex_flow="row wrap")),
-            self.message, self.note, self.info, self.gallery]
         self.add_class("cnnviz-at")
+        if self.lecture:  # the hall compares the maps; the instructor picks the photo and the class
+            k = scale / LECTURE_SCALE
+            title.value = '<span class="cnnviz-title">Attribution: which pixels get the credit?</span>'
+            self.gallery.layout = widgets.Layout(flex_flow="row wrap", grid_gap="10px 12px",
+                                                 max_width=f"{round(3 * 250 * k + 24)}px")
+            self.photo.description, self.photo.layout.width = "", px(170)
+            self.target.description, self.target.layout.width = "", px(170)
+            css, narrow = lecture_panel_css("cnnviz-at-pic", round(250 * k), round(232 * k))
+            self.children = lecture_frame(
+                self, "cnnviz-at", scale, title=title, picture=self.gallery,
+                primary=[self.photo, self.target], side=[self.message, self.info],
+                below=self._style("cnnviz-at") + [
+                    widgets.HBox([self.upload, *self.methods.values()], layout=widgets.Layout(flex_flow="row wrap")),
+                    self.note],
+                side_width=250, picture_basis=round(3 * 250 + 24), picture_grows=False, css=css,
+                # narrow: the class menu says the class and its probability; the title and the info line go
+                narrow_css=narrow + ".cnnviz-lecture-side .cnnviz-title, .cnnviz-at-info { display: none; }"
+                                    ".cnnviz-at-gallery { max-width: 740px !important; }")
+            self.gallery.add_class("cnnviz-at-gallery")
+            self.info.add_class("cnnviz-at-info")
+        else:
+            self.children = self._style("cnnviz-at") + [
+                title,
+                widgets.HBox([self.photo, self.upload, self.target], layout=widgets.Layout(flex_flow="row wrap")),
+                widgets.HBox(list(self.methods.values()), layout=widgets.Layout(flex_flow="row wrap")),
+                self.message, self.note, self.info, self.gallery]
         self._photo_key_now = None
         self._start_photo(start)
 

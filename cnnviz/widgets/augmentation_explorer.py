@@ -24,7 +24,8 @@ from cnnviz.augmentation import (AUGMENTATIONS, AugmentationError, as_image_tens
                                  checkerboard, pipeline_code, random_transform)
 from cnnviz.figures.augmentation import mosaic, to_uint8
 from cnnviz.imaging import jpeg_bytes, png_bytes
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes
+from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings,
+                                  scoped_style, set_tooltip, upload_bytes)
 
 __all__ = ["AugmentationExplorer", "mosaic", "MAX_SIDE", "DRAWS"]
 
@@ -177,9 +178,10 @@ class AugmentationExplorer(View):
     def _error_suffix(self, err, source):
         return " The pictures show the last setting that worked." if isinstance(err, ValueError) else ""
 
-    def __init__(self, image="astronaut", key="rotate", *, draws=8, seed=0, classifier=None, scale=1.0,
-                 threaded=True):
+    def __init__(self, image="astronaut", key="rotate", *, draws=8, seed=0, classifier=None, scale=None,
+                 lecture=None, threaded=True):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         _check_step(key, {})                                # an unknown key: AugmentationError, a sentence
         draws = _check_draws(draws)
         if classifier is not None and not hasattr(classifier, "probabilities") and classifier not in (
@@ -250,24 +252,51 @@ class AugmentationExplorer(View):
                              'and does it keep the label?</span>')
         row = lambda items: widgets.HBox(items, layout=widgets.Layout(flex_flow="row wrap",  # noqa: E731
                                                                       grid_gap=px(8)))
-        self.children = [
-            self._style(), title,
-            row([self.photo, self.example, self.upload]),
-            row([self.transform, self.draws]),
-            self.param_box,
-            row([self.add_button, self.clear_button, self.redraw_button]),
-            self.message, self.note,
-            row([self._picture_box("original", self.original_view)[0],
-                 widgets.VBox([self.result_caption, self.result_view],
-                              layout=widgets.Layout(width=side, align_items="flex-start")),
-                 self.board_box]),
-            self.result_meter,
-            self.pipeline_view,
-            self.mosaic_view,
-            self.meter,
-            self.code_view,
-        ]
         self.add_class("cnnviz-au")
+        if self.lecture:  # the hall compares original and result; the instructor picks and moves the transformation
+            from cnnviz.widgets._photo_view import lecture_panel, lecture_panel_css
+
+            k = scale / LECTURE_SCALE
+            title.value = '<span class="cnnviz-title">Augmentation: does the label survive?</span>'
+            original = lecture_panel("original", self.original_view, "cnnviz-au-pic")
+            result = lecture_panel("", self.result_view, "cnnviz-au-pic")
+            result.children = [self.result_caption, self.result_view]
+            self.result_caption.add_class("cnnviz-panelcap")
+            for view in (self.original_view, self.result_view):
+                view.add_class("cnnviz-au-pixels")
+            pair = widgets.HBox([original, result], layout=widgets.Layout(grid_gap="12px"))
+            for control in (self.photo, self.transform):
+                control.description, control.layout.width = "", px(180)
+            self.example.style, self.example.layout.width = {"description_width": px(70)}, px(180)
+            css, narrow = lecture_panel_css("cnnviz-au-pic", round(395 * k), round(400 * k))
+            self.children = lecture_frame(
+                self, "cnnviz-au", scale, title=title, picture=pair,
+                primary=[self.photo, self.example, self.transform, self.param_box, self.redraw_button],
+                side=[self.message, self.result_meter],
+                below=[self._style(), row([self.upload, self.draws, self.add_button, self.clear_button]), self.note,
+                       self.board_box, self.pipeline_view, self.mosaic_view, self.meter, self.code_view],
+                side_width=260, picture_basis=round(2 * 395 + 12), picture_grows=False,
+                css=css + " .cnnviz-au-pic { object-fit: contain; }",
+                narrow_css=narrow + ".cnnviz-au .cnnviz-au-meter-side { display: none; }")
+            self.result_meter.add_class("cnnviz-au-meter-side")
+        else:
+            self.children = [
+                self._style(), title,
+                row([self.photo, self.example, self.upload]),
+                row([self.transform, self.draws]),
+                self.param_box,
+                row([self.add_button, self.clear_button, self.redraw_button]),
+                self.message, self.note,
+                row([self._picture_box("original", self.original_view)[0],
+                     widgets.VBox([self.result_caption, self.result_view],
+                                  layout=widgets.Layout(width=side, align_items="flex-start")),
+                     self.board_box]),
+                self.result_meter,
+                self.pipeline_view,
+                self.mosaic_view,
+                self.meter,
+                self.code_view,
+            ]
         self._prepared = prepared
         with self._quietly():
             self._show_example_slider(source, example)
@@ -477,10 +506,14 @@ class AugmentationExplorer(View):
             step, fmt = _step(p)
             s = widgets.FloatSlider(value=values[p.name], min=p.low, max=p.high, step=step, description=p.name,
                                     readout_format=fmt, continuous_update=True,
-                                    style={"description_width": self.px(100)},
-                                    layout=widgets.Layout(width=self.px(420)))
+                                    style={"description_width": self.px(70 if self.lecture else 100)},
+                                    layout=widgets.Layout(width=self.px(180 if self.lecture else 420)))
             s.observe(guarded(self._on_change, self._show_error), names=["value"])
             self.sliders[p.name] = s
+            if self.lecture:  # beside the pictures: the slider alone, its meaning on hover
+                set_tooltip(s, p.label)
+                rows.append(s)
+                continue
             rows.append(widgets.HBox([s, widgets.HTML(f'<span class="cnnviz-au-hint">{html.escape(p.label)}'
                                                       '</span>')]))
         self.param_box.children = rows
@@ -591,7 +624,7 @@ class AugmentationExplorer(View):
         original_pic = self._original_picture(r["source"], image, small)
         board_pic = png_bytes(to_uint8(board)) if board is not None else None
         cols = min(r["draws"], 4)
-        tile = round(170 * self._scale)
+        tile = round((140 if self.lecture else 170) * self._scale)  # lecture: four draws fit a 1024 px screen
         tiles = to_uint8(draws)
         if small:
             tiles = _enlarge(tiles, _factor(max(tiles.shape[1:3]), tile))

@@ -11,8 +11,9 @@ precomputed PNGs, so scrubbing is instant.
 import ipywidgets as widgets
 
 from cnnviz.figures.arithmetic import conv_arithmetic_text, conv_frame_pngs
-from cnnviz.layers import conv_output_shape, same_padding
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
+from cnnviz.layers import conv_macs, conv_output_shape, conv_params, same_padding
+from cnnviz.widgets._base import (LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings, scoped_style,
+                                  set_tooltip, step_buttons)
 
 __all__ = ["ConvExplorer", "LIMITS"]
 
@@ -61,8 +62,9 @@ class ConvExplorer(View):
     def _error_suffix(self, err, source):
         return " The picture shows the last setting that worked." if isinstance(err, ValueError) else ""
 
-    def __init__(self, n=5, f=3, p=0, s=1, d=1, c_in=1, c_out=1, *, scale=1.0, threaded=True):
+    def __init__(self, n=5, f=3, p=0, s=1, d=1, c_in=1, c_out=1, *, scale=None, lecture=None, threaded=True):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         mode = p if isinstance(p, str) else "number"
         if mode not in ("number", "valid", "same"):
             raise ValueError(f"p must be a whole number, 'valid' or 'same'; got {p!r}.")
@@ -75,13 +77,18 @@ class ConvExplorer(View):
         px = lambda v: f"{round(v * scale)}px"  # noqa: E731  sizes grow with scale (projector)
         self._font = round(18 * scale)
         self._max_size = (round(560 * scale), round(1100 * scale))  # the picture's (height, width) at most
+        self._cell = round(28 * scale)
+        if self.lecture:  # larger cells, and at most the size the picture has beside (or under) the controls
+            self._cell, self._max_size = round(44 * scale), (round(330 * scale), round(560 * scale))
 
-        style = {"description_width": px(105)}
+        style = {"description_width": px(22 if self.lecture else 105)}
         self.sliders = {}
         for name, value in start.items():
             lo, hi = LIMITS[name]
-            slider = widgets.IntSlider(value=value, min=lo, max=hi, description=_NAMES[name],
-                                       continuous_update=True, style=style, layout=widgets.Layout(width=px(360)))
+            slider = widgets.IntSlider(value=value, min=lo, max=hi,
+                                       description=name.replace("_", " ") if self.lecture else _NAMES[name],
+                                       continuous_update=True, style=style,
+                                       layout=widgets.Layout(width=px(140 if self.lecture else 360)))
             slider.observe(guarded(self._on_p if name == "p" else self._on_setting, self._show_error),
                            names=["value"])
             self.sliders[name] = slider
@@ -100,6 +107,7 @@ class ConvExplorer(View):
                                                                        align_self="flex-start"))
         self.arithmetic = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.message = widgets.HTML()
+        self.counts = widgets.HTML()  # the lecture layout's numbers in large type
 
         title = widgets.HTML('<span class="cnnviz-title">Convolution explorer: padding, stride, dilation, '
                              'channels</span>')
@@ -107,15 +115,42 @@ class ConvExplorer(View):
         shortcut = widgets.HBox([widgets.HTML('<div style="text-align:right;padding-right:8px">padding</div>',
                                               layout=widgets.Layout(width=px(105), min_width=px(105))), self.padding],
                                 layout=widgets.Layout(align_items="center"))  # a label beside, not above, the buttons
-        left = widgets.VBox([sl["n"], sl["f"], sl["p"], shortcut])
-        right = widgets.VBox([sl["s"], sl["d"], sl["c_in"], sl["c_out"]])
-        self.children = [scoped_style("cnnviz-cx", scale), title,
-                         widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(16))),
-                         self.message, self.arithmetic,
-                         widgets.HBox([self.play, self.position, self.where],
-                                      layout=widgets.Layout(align_items="center", grid_gap=px(8))),
-                         self.view]
         self.add_class("cnnviz-cx")
+        if self.lecture:  # the hall watches the kernel slide; the instructor steps it and moves n, f, p, s
+            self.view.layout = widgets.Layout(max_width="100%", height="auto", margin="0")
+            self.view.add_class("cnnviz-cx-frame")
+            self.arithmetic.layout.width = "auto"
+            title.value = '<span class="cnnviz-title">Convolution explorer</span>'
+            self.position.layout.width = px(165)
+            self.position.description = "cell"
+            self.position.style.description_width = px(40)
+            prev, nxt = step_buttons(self.step, self._show_error, what="output cell")
+            shortcut.children[0].layout = widgets.Layout(width="auto")
+            for name in ("n", "f", "p", "s"):  # one letter beside the picture, the full name on hover
+                set_tooltip(sl[name], _NAMES[name])
+            for name in ("d", "c_in", "c_out"):  # under the picture: room for their names
+                sl[name].style.description_width = px(50)
+                sl[name].layout.width = px(190)
+            self.children = lecture_frame(
+                self, "cnnviz-cx", scale, title=title, picture=self.view,
+                primary=[sl["n"], sl["f"], sl["p"], sl["s"], widgets.HBox([prev, self.play, nxt]), self.position,
+                         self.where],
+                side=[self.counts, self.message],
+                below=[widgets.HBox([sl["d"], sl["c_in"], sl["c_out"], shortcut],
+                                    layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12))),
+                       self.arithmetic],
+                side_width=235, picture_basis=620, picture_grows=False,
+                css=".cnnviz-cx.cnnviz-lecture .cnnviz-counts { display: flex; flex-flow: row wrap; gap: 0 24px; }",
+                narrow_css=f".cnnviz-cx-frame {{ max-height: {px(285)}; width: auto; }}")
+        else:
+            left = widgets.VBox([sl["n"], sl["f"], sl["p"], shortcut])
+            right = widgets.VBox([sl["s"], sl["d"], sl["c_in"], sl["c_out"]])
+            self.children = [scoped_style("cnnviz-cx", scale), title,
+                             widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(16))),
+                             self.message, self.arithmetic,
+                             widgets.HBox([self.play, self.position, self.where],
+                                          layout=widgets.Layout(align_items="center", grid_gap=px(8))),
+                             self.view]
 
         conv_arithmetic_text(**self.settings)  # a start that does not work is refused here, with the sentence
         self._sync_padding()
@@ -174,6 +209,11 @@ class ConvExplorer(View):
         """Block until the newest request is drawn (for scripts and tests)."""
         return self._renderer.wait(timeout)
 
+    def step(self, delta: int = 1):
+        """Move the kernel ``delta`` output cells on (back where negative), wrapping around at the ends."""
+        count = self.position.max + 1
+        self.position.value = (self.position.value + int(delta)) % count
+
     # ------------------------------------------------------------------ callbacks
 
     def _sync_padding(self):
@@ -218,7 +258,7 @@ class ConvExplorer(View):
         if h_out * w_out > 150:  # about a second or more: say so while the old picture stays
             self.where.value = f"drawing {h_out * w_out} frames…"
         try:
-            pngs = conv_frame_pngs(**kw, cell=round(28 * self._scale), font_size=self._font,
+            pngs = conv_frame_pngs(**kw, cell=self._cell, font_size=self._font,
                                    max_size=self._max_size)
         except Exception:
             self._show_frame(self.position.value)  # the label names the frame on screen again
@@ -230,6 +270,12 @@ class ConvExplorer(View):
                 control.value = last
             control.max = last
         self.arithmetic.value = info_html(text)
+        macs = conv_macs(kw["c_in"], kw["n"], kw["n"], kw["c_out"], kw["f"], kw["p"], kw["s"], kw["d"])
+        self.counts.value = (
+            '<div class="cnnviz-counts">'
+            f'<div class="cnnviz-big">output {kw["c_out"]}×{h_out}×{w_out}</div>'
+            f'<div class="cnnviz-big">{conv_params(kw["c_in"], kw["c_out"], kw["f"]):,} parameters</div>'
+            f'<div class="cnnviz-big">{macs:,} MACs</div></div>')
         self._show_frame(self.position.value)
         self.message.value = ""
         self.last_error = None

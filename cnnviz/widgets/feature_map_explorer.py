@@ -24,7 +24,8 @@ import torch
 
 from cnnviz.figures.visualising import colourise, projection_to_uint8, strongest
 from cnnviz.imaging import png_bytes
-from cnnviz.widgets._base import LatestOnly, error_html, guarded, info_html
+from cnnviz.widgets._base import (LatestOnly, error_html, guarded, info_html, lecture_frame, lecture_settings,
+                                  step_buttons)
 from cnnviz.widgets._photo_view import (TOP_CLASS, _example_images, _PhotoView, _png, _small_input, box_on,
                                         image_box, model_lock, resolve_model)
 
@@ -54,8 +55,11 @@ class FeatureMapExplorer(_PhotoView):
     """
 
     def __init__(self, model="shapesnet", image=None, layer=None, *, class_names=None, channels: int = 16,
-                 columns: int = 8, top_k: int = 9, examples: int = 256, scale: float = 1.0, threaded: bool = True):
+                 columns=None, top_k: int = 9, examples: int = 256, scale=None, lecture=None,
+                 threaded: bool = True):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
+        columns = (4 if self.lecture else 8) if columns is None else columns  # lecture: 4 × 4 large maps
         from cnnviz.features import default_layers
         from cnnviz.probe import get_layer, layer_names
 
@@ -104,7 +108,10 @@ class FeatureMapExplorer(_PhotoView):
         # take ~45 ms and 64 ~75 ms this way, against ~105 ms and ~300 ms for one ipywidgets.Image per map
         # (one message per image). Maps are picked with the buttons under the grid, in the grid's order.
         self._cell = round(640 / self.columns * scale) - 6
-        self.grid = widgets.HTML(layout=widgets.Layout(width=f"{self.columns * (self._cell + 6)}px"))
+        self._gap = 6
+        if self.lecture:  # the maps as large as the screen allows, their numbers written over them
+            self._cell, self._gap = round(100 * scale), 4
+        self.grid = widgets.HTML(layout=widgets.Layout(width=f"{self.columns * (self._cell + self._gap)}px"))
         self.pick = widgets.ToggleButtons(options=[], style={"button_width": f"{self._cell}px"},
                                           tooltips=[], layout=widgets.Layout(
                                               width=f"{self.columns * (self._cell + 6) + 10}px"))
@@ -128,19 +135,46 @@ class FeatureMapExplorer(_PhotoView):
 
         title = widgets.HTML('<span class="cnnviz-title">Feature maps: what each channel of a layer finds in the '
                              'photo</span>')
-        self.children = self._style("cnnviz-fm") + [
-            title,
-            widgets.HBox([self.photo, self.upload, self.layer], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.order, self.page, self.channel], layout=widgets.Layout(flex_flow="row wrap",
-                                                                                      align_items="center")),
-            self.message, self.note, self.info,
-            widgets.HBox([self.photo_view, widgets.VBox([self.grid, widgets.HTML(
-                '<span class="cnnviz-caption">choose a map (same order as above):</span>'), self.pick])],
-                layout=widgets.Layout(grid_gap=px(12))),
-            self.detail_info,
-            widgets.HBox([map_box, proj_box, field_box], layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap")),
-            self.top_info, self.top_view]
         self.add_class("cnnviz-fm")
+        if self.lecture:  # the hall looks at the maps; the instructor steps through the layers
+            title.value = '<span class="cnnviz-title">Feature maps: what each channel finds</span>'
+            self.grid.layout.max_width = "100%"
+            self.layer.description, self.layer.layout.width = "", px(170)
+            self.photo.description, self.photo.layout.width = "", px(170)
+            self.photo_view.layout = widgets.Layout(width=px(120), height=px(120))
+            prev, nxt = step_buttons(self.step, self._show_error, what="layer")
+            self.children = lecture_frame(
+                self, "cnnviz-fm", scale, title=title, picture=self.grid,
+                primary=[self.layer, widgets.HBox([prev, nxt]), self.photo],
+                side=[self.photo_view, self.message],
+                below=self._style("cnnviz-fm") + [
+                    widgets.HBox([self.upload, self.order, self.page, self.channel],
+                                 layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+                    self.note, self.info,
+                    widgets.HTML('<span class="cnnviz-caption">choose a map (same order as above):</span>'),
+                    self.pick, self.detail_info,
+                    widgets.HBox([map_box, proj_box, field_box],
+                                 layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap")),
+                    self.top_info, self.top_view],
+                side_width=240, picture_basis=4 * (self._cell + self._gap), picture_grows=False,
+                css=".cnnviz-fm .cnnviz-fm-cell { position: relative; } "
+                    ".cnnviz-fm .cnnviz-fm-cell img { display: block; }"
+                    ".cnnviz-fm .cnnviz-fm-cell .cnnviz-caption { position: absolute; left: 0; top: 0; "
+                    "padding: 0 6px; background: rgba(255, 255, 255, 0.85); }")
+        else:
+            self.children = self._style("cnnviz-fm") + [
+                title,
+                widgets.HBox([self.photo, self.upload, self.layer], layout=widgets.Layout(flex_flow="row wrap")),
+                widgets.HBox([self.order, self.page, self.channel], layout=widgets.Layout(flex_flow="row wrap",
+                                                                                          align_items="center")),
+                self.message, self.note, self.info,
+                widgets.HBox([self.photo_view, widgets.VBox([self.grid, widgets.HTML(
+                    '<span class="cnnviz-caption">choose a map (same order as above):</span>'), self.pick])],
+                    layout=widgets.Layout(grid_gap=px(12))),
+                self.detail_info,
+                widgets.HBox([map_box, proj_box, field_box],
+                             layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap")),
+                self.top_info, self.top_view]
         self._photo_key_now = None
         self._selected = None  # (layer, channel) chosen
         self._start_photo(start)
@@ -148,6 +182,12 @@ class FeatureMapExplorer(_PhotoView):
             self._show_error(layer_error, source="layer")
 
     # ------------------------------------------------------------------ public API
+    def step(self, delta: int = 1):
+        """Show the layer ``delta`` places deeper in the menu (shallower where negative), stopping at the ends."""
+        layers = list(self.layer.options)
+        k = min(max(layers.index(self.layer.value) + int(delta), 0), len(layers) - 1)
+        self.layer.value = layers[k]
+
     def set(self, image=None, layer=None, channel=None, order=None, page=None):
         """Change several settings at once: a photo (as ``image=`` of the constructor), a layer, a
         channel (shown in the detail pane), ``order`` ("strongest" or "number"), a page. A wrong layer
@@ -322,10 +362,11 @@ class FeatureMapExplorer(_PhotoView):
         for c in on_page:
             c = int(c)
             ring = "outline:4px solid #f0a000;" if c == chosen else ""
-            items.append(f'<div style="text-align:center"><img src="{self._uri(key, layer, m, c)}" width="{cell}" '
+            items.append(f'<div class="cnnviz-fm-cell" style="text-align:center">'
+                         f'<img src="{self._uri(key, layer, m, c)}" width="{cell}" '
                          f'height="{cell}" title="channel {c}: max {float(m[c].max()):.3g}" '
                          f'style="image-rendering:pixelated;{ring}"><div class="cnnviz-caption">#{c}</div></div>')
-        return (f'<div style="display:grid;grid-template-columns:repeat({self.columns}, {cell}px);gap:6px">'
+        return (f'<div style="display:grid;grid-template-columns:repeat({self.columns}, {cell}px);gap:{self._gap}px">'
                 + "".join(items) + "</div>")
 
     def _render_detail(self, req):

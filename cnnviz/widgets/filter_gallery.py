@@ -14,7 +14,8 @@ import ipywidgets as widgets
 
 from cnnviz.figures.visualising import filter_mosaic, upscale
 from cnnviz.imaging import png_bytes
-from cnnviz.widgets._base import LatestOnly, guarded, info_html
+from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, guarded, info_html, lecture_frame, lecture_settings,
+                                  step_buttons)
 from cnnviz.widgets._photo_view import _PhotoView
 
 __all__ = ["FilterGallery", "MODES"]
@@ -41,8 +42,9 @@ class FilterGallery(_PhotoView):
     """
 
     def __init__(self, model="shapesnet", layer=None, *, mode="auto", class_names=None, max_filters: int = 256,
-                 max_inputs: int = 16, scale: float = 1.0, threaded: bool = True):
+                 max_inputs: int = 16, scale=None, lecture=None, threaded: bool = True):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         from cnnviz.probe import conv_layers
 
         self._setup_model(model, class_names, scale)
@@ -68,17 +70,37 @@ class FilterGallery(_PhotoView):
         self.mode.observe(g(self._on_change), names=["value"])
         title = widgets.HTML('<span class="cnnviz-title">Filter gallery: what each convolution has learned to '
                              'look for</span>')
-        self.children = self._style("cnnviz-fg") + [
-            title, widgets.HBox([self.layer, self.mode], layout=widgets.Layout(flex_flow="row wrap",
-                                                                              align_items="center")),
-            self.message, self.info, self.view]
         self.add_class("cnnviz-fg")
+        if self.lecture:  # the hall looks at the filters; the instructor steps through the layers
+            k = scale / LECTURE_SCALE
+            title.value = '<span class="cnnviz-title">Filter gallery: what each convolution looks for</span>'
+            self.view.layout = widgets.Layout(width="auto", height="auto", max_width="100%",
+                                              max_height=f"{round(560 * k)}px")
+            self.view.add_class("cnnviz-fg-view")
+            self.layer.description, self.layer.layout.width = "", px(170)
+            prev, nxt = step_buttons(self.step, self._show_error, what="layer")
+            self.children = lecture_frame(
+                self, "cnnviz-fg", scale, title=title, picture=self.view,
+                primary=[self.layer, widgets.HBox([prev, nxt])], side=[self.message],
+                below=self._style("cnnviz-fg") + [self.mode, self.info],
+                side_width=260, picture_basis=700,
+                narrow_css=f".cnnviz-fg-view {{ max-height: {round(470 * k)}px !important; }}")
+        else:
+            self.children = self._style("cnnviz-fg") + [
+                title, widgets.HBox([self.layer, self.mode], layout=widgets.Layout(flex_flow="row wrap",
+                                                                                  align_items="center")),
+                self.message, self.info, self.view]
         if layer is not None:
             self.set(layer=layer)
         else:
             self._request()
 
     # ------------------------------------------------------------------ public API
+    def step(self, delta: int = 1):
+        """Show the convolution ``delta`` places deeper (shallower where negative), stopping at the ends."""
+        layers = list(self.layer.options)
+        self.layer.value = layers[min(max(layers.index(self.layer.value) + int(delta), 0), len(layers) - 1)]
+
     def set(self, layer=None, mode=None):
         """Show another layer and/or mode; a wrong layer name is explained in the message line."""
         from cnnviz.probe import conv_layers, get_layer

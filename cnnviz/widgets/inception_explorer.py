@@ -10,8 +10,10 @@ the newest request.
 """
 import ipywidgets as widgets
 
-from cnnviz.figures.architecture import LECTURE_INCEPTION, human, inception_cost_svg, inception_presets
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style
+from cnnviz.figures.architecture import (LECTURE_INCEPTION, human, inception_cost_svg, inception_module_svg,
+                                         inception_presets)
+from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings,
+                                  scoped_style)
 
 __all__ = ["InceptionCostExplorer", "LIMITS", "LECTURE", "CUSTOM"]
 
@@ -59,8 +61,9 @@ class InceptionCostExplorer(View):
 
     _kept = "picture"
 
-    def __init__(self, preset=LECTURE, *, scale=1.0, threaded=True, **settings):
+    def __init__(self, preset=LECTURE, *, scale=None, lecture=None, threaded=True, **settings):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         self._presets = {LECTURE: dict(LECTURE_INCEPTION), **inception_presets()}
         if preset not in self._presets:
             raise ValueError(f"No preset named {preset!r}; choose one of: {', '.join(self._presets)}.")
@@ -121,15 +124,43 @@ class InceptionCostExplorer(View):
             sl[n].description = ""  # the checkbox beside it names it
             sl[n].layout.width = px(250)
             sl[n].style.description_width = "0px"
-        self.children = [scoped_style("cnnviz-inc", scale),
-                         widgets.HTML("<style>.cnnviz-inc .cnnviz-inception-view svg { max-width: 100% !important; }"
-                                      ".cnnviz-inc input[type=checkbox] { transform: scale(1.5); margin-right: 8px; }"
-                                      "</style>"),
-                         title, self.preset,
-                         widgets.HBox([inputs, reductions], layout=widgets.Layout(flex_flow="row wrap",
-                                                                                  grid_gap=px(24))),
-                         self.message, self.summary, self.view]
+        css = widgets.HTML("<style>.cnnviz-inc .cnnviz-inception-view svg { max-width: 100% !important; }"
+                           ".cnnviz-inc input[type=checkbox] { transform: scale(1.5); margin-right: 8px; }</style>")
+        # the lecture layout shows one module at a time, large (both side by side would put its labels under 18 px)
+        self.which = widgets.ToggleButtons(options=[("naive", "naive"), ("with 1×1 reductions", "this")],
+                                           value="this", style={"button_width": "auto"})
+        self.which.observe(g(lambda _change: self._request()), names=["value"])
+        self.big = widgets.HTML()
         self.add_class("cnnviz-inc")
+        if self.lecture:
+            k = scale / LECTURE_SCALE
+            title.value = '<span class="cnnviz-title">Inception module: what do the 1×1 convolutions save?</span>'
+            self.view.layout = widgets.Layout(width=f"{round(700 * k)}px", max_width="100%")
+            self.preset.description, self.preset.layout.width = "", px(230)
+            for n, words in zip(OPTIONAL, ("3×3", "5×5", "pool")):
+                sl[n].layout.width = px(110)
+                sw[n].description, sw[n].layout.width = words, px(72)
+            self.children = lecture_frame(
+                self, "cnnviz-inc", scale, title=title, picture=self.view,
+                primary=[self.preset, self.which, self.big,
+                         *[widgets.HBox([sw[n], sl[n]], layout=widgets.Layout(align_items="center"))
+                           for n in OPTIONAL]],
+                side=[self.message],
+                below=[css, widgets.HBox([inputs, widgets.HBox([self.all_naive, self.all_reduced])],
+                                         layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(24))),
+                       self.summary],
+                side_width=300, picture_basis=650, picture_grows=False,
+                css=".cnnviz-inc .cnnviz-inc-big { display: flex; flex-flow: row wrap; align-items: baseline; "
+                    "gap: 0 18px; }",
+                # where the controls wrap above the module: no title (the notebook's heading says it), the module
+                # shown 1.3× (its smallest label, 14, at 18 px)
+                narrow_css=f".cnnviz-inception-view {{ max-width: {round(650 * k)}px !important; }}"
+                           ".cnnviz-lecture-side .cnnviz-title { display: none; }")
+        else:
+            self.children = [scoped_style("cnnviz-inc", scale), css, title, self.preset,
+                             widgets.HBox([inputs, reductions], layout=widgets.Layout(flex_flow="row wrap",
+                                                                                      grid_gap=px(24))),
+                             self.message, self.summary, self.view]
         self._sync_switches()
         self._request()
 
@@ -234,8 +265,15 @@ class InceptionCostExplorer(View):
         naive_args = [kw["in_channels"], kw["ch1x1"], None, kw["ch3x3"], None, kw["ch5x5"], None]
         naive = inception_cost(naive_args[0], kw["size"], kw["size"], *naive_args[1:])
         this = inception_cost(args[0], kw["size"], kw["size"], *args[1:])
-        svg = inception_cost_svg(kw["in_channels"], kw["size"], *args[1:])
+        if self.lecture:
+            svg = inception_module_svg(kw["in_channels"], kw["size"], *args[1:], naive=self.which.value == "naive",
+                                       width=500)
+        else:
+            svg = inception_cost_svg(kw["in_channels"], kw["size"], *args[1:])
         share = this.total.macs / naive.total.macs
+        self.big.value = (f'<div class="cnnviz-inc-big"><span class="cnnviz-big">{human(naive.total.macs)} → '
+                          f'{human(this.total.macs)} MACs ({share:.0%})</span><span>output depth '
+                          f'{naive.out_channels} → {this.out_channels}</span></div>')
         text = (f"naive: <b>{human(naive.total.macs)}</b> MACs ({naive.total.macs:,}), "
                 f"{human(naive.total.params)} parameters, output {kw['size']}×{kw['size']}×<b>"
                 f"{naive.out_channels}</b> &nbsp;·&nbsp; this module: <b>{human(this.total.macs)}</b> MACs "

@@ -13,7 +13,8 @@ from cnnviz.data import ImageError, image_names, load_image
 from cnnviz.imaging import jpeg_bytes, png_bytes, to_gray
 from cnnviz.kernels import DESCRIPTIONS, DISPLAY_MODES, PRESETS, filter_image, for_display, parse_entry
 from cnnviz.runtime import device as best_device
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes
+from cnnviz.widgets._base import (LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings, scoped_style,
+                                  upload_bytes)
 
 __all__ = ["KernelEditor"]
 
@@ -28,7 +29,9 @@ class KernelEditor(View):
     array), ``kernel`` (a preset name or a 3×3 / 5×5 array), ``mode``
     (``"clip"``, ``"abs"`` or ``"normalise"``), ``color`` (filter each RGB
     channel, or the grayscale image), ``max_side`` (photos are shrunk to this
-    for display), ``scale`` (1.0 in a notebook, 1.4 for a projector),
+    for display), ``scale`` (1.0 in a notebook, 1.4 for a projector), ``lecture``
+    (the lecture layout: output and input large, the kernel beside them; ``None``
+    follows ``cnnviz.widgets.lecture()``),
     ``threaded`` (render on a worker thread keeping only the newest request;
     ``False`` renders synchronously).
 
@@ -36,8 +39,9 @@ class KernelEditor(View):
     """
 
     def __init__(self, image="astronaut", kernel="sobel x", *, mode="abs", color=False, max_side=512,
-                 scale=1.0, threaded=True, device=None):
+                 scale=None, lecture=None, threaded=True, device=None):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         self.max_side = int(max_side)
         self.device = device if device is not None else best_device()
         self._written = {}  # (row, col) -> (text, exact value) last written by code, e.g. ("0.1111", 1/9)
@@ -90,11 +94,31 @@ class KernelEditor(View):
                             layout=widgets.Layout(width=px(300), min_width=px(300)))
         view = lambda label, image: widgets.VBox(  # noqa: E731
             [widgets.HTML(f"<b>{label}</b>"), image], layout=widgets.Layout(flex="1 1 0", min_width="0"))
-        self.children = [scoped_style("cnnviz-ke", scale), title,
-                         widgets.HBox([self.photo, self.upload, self.preset], layout=widgets.Layout(flex_flow="row wrap")),
-                         widgets.HBox([left, view("input", self.input_view), view("output", self.output_view)],
-                                      layout=widgets.Layout(grid_gap=px(12)))]
         self.add_class("cnnviz-ke")
+        if self.lecture:  # the hall looks at input and output; the instructor touches the preset and the grid
+            for view_ in (self.input_view, self.output_view):
+                view_.layout = widgets.Layout(width="100%", max_width=px(280), margin="0", object_fit="contain")
+            self.preset.layout.width = px(250)
+            self.preset.description = ""  # the menu says what it is; the side column is narrow
+            self.message.layout.width = "auto"
+            pair = widgets.HBox([view("input", self.input_view), view("output", self.output_view)],
+                                layout=widgets.Layout(grid_gap=px(12), width="100%"))
+            self.children = lecture_frame(
+                self, "cnnviz-ke", scale, title=title, picture=pair,
+                primary=[self.preset, self.size, self.grid], side=[self.message],
+                below=[widgets.HBox([self.photo, self.upload, self.mode, self.color, self.explain],
+                                    layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))],
+                side_width=260, picture_basis=700,
+                css=f".cnnviz-ke.cnnviz-lecture .cnnviz-cell input {{ height: {px(32)}; }}")
+            for row in self.cells:
+                for cell in row:
+                    cell.layout.margin = "0"  # the grid's gap spaces them
+        else:
+            self.children = [scoped_style("cnnviz-ke", scale), title,
+                             widgets.HBox([self.photo, self.upload, self.preset],
+                                          layout=widgets.Layout(flex_flow="row wrap")),
+                             widgets.HBox([left, view("input", self.input_view), view("output", self.output_view)],
+                                          layout=widgets.Layout(grid_gap=px(12)))]
 
         self._image = load_image(image, max_side=self.max_side)  # uint8 (H, W, 3)
         self._kernel = k0.copy()
@@ -161,7 +185,8 @@ class KernelEditor(View):
                     text = str(int(v)) if v.is_integer() else f"{v:.4g}"
                     self.cells[r][c].value = text
                     self._written[r, c] = (text, v)  # an untouched "0.1111" still means exactly 1/9
-        width = f"{round((72 if f == 3 else 50) * self._scale)}px"  # the grid keeps the same width
+        cell = (56 if f == 3 else 48) if self.lecture else (72 if f == 3 else 50)  # about the same grid width
+        width = f"{round(cell * self._scale)}px"
         for r in range(f):
             for c in range(f):
                 self.cells[r][c].layout.width = width

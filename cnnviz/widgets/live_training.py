@@ -14,8 +14,9 @@ import time
 import ipywidgets as widgets
 
 from cnnviz.figures.training import net_label, race_svg
-from cnnviz.race import EMBEDDED, Race, RaceConfig
-from cnnviz.widgets._base import LatestOnly, View, Worker, error_html, guarded, info_html, scoped_style
+from cnnviz.race import EMBEDDED, Race, RaceConfig, RaceLog, net_names
+from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, Worker, error_html, guarded, info_html, lecture_frame,
+                                  lecture_settings, scoped_style)
 
 __all__ = ["LiveTraining", "SHALLOW_DEPTHS", "DEEP_DEPTHS", "WIDTHS", "MAX_EPOCHS"]
 
@@ -40,9 +41,10 @@ class LiveTraining(View):
     ``cnnviz.race.Race`` of the last start, ``log`` its ``RaceLog``.
     """
 
-    def __init__(self, config: RaceConfig = EMBEDDED, *, data=None, device=None, threads=1, scale=1.0,
-                 threaded=True, min_interval=0.5):
+    def __init__(self, config: RaceConfig = EMBEDDED, *, data=None, device=None, threads=1, scale=None,
+                 lecture=None, threaded=True, min_interval=0.5):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         if not isinstance(config, RaceConfig):
             raise TypeError(f"config must be a cnnviz.race.RaceConfig, got {type(config).__name__}.")
         self.config, self.data, self.device, self.threads = config, data, device, threads
@@ -79,13 +81,29 @@ class LiveTraining(View):
 
         title = widgets.HTML('<span class="cnnviz-title">Live training: plain vs residual networks</span>')
         self.add_class("cnnviz-live")
-        self.children = [
-            scoped_style("cnnviz-live", scale), title,
-            widgets.HBox([self.shallow, self.deep, self.width, self.seed]),
-            widgets.HBox([self.epochs, self.start, self.stop_button]),
-            self.message, self.status, self.chart,
-        ]
         self._chart_size = (round(900 * scale ** 0.5), round(380 * scale ** 0.5), round(14 * scale))
+        if self.lecture:  # the hall watches the curves; the instructor presses Start and Stop
+            k = scale / LECTURE_SCALE
+            self._chart_size = (760, 470, 20)  # drawn at this size, shown at k× (and smaller where the page is narrow)
+            self.chart.layout = widgets.Layout(width=f"{round(760 * k)}px", max_width="100%")
+            self.chart.add_class("cnnviz-live-chart")
+            self.chart.value = race_svg(RaceLog(config=config.to_dict(), nets=net_names(config)),
+                                        width=760, height=470, font_size=20)  # the empty axes until Start
+            self.children = lecture_frame(
+                self, "cnnviz-live", scale, title=title, picture=self.chart,
+                primary=[self.start, self.stop_button], side=[self.status, self.message],
+                below=[widgets.HBox([self.shallow, self.deep, self.width, self.seed, self.epochs],
+                                    layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))],
+                side_width=300, picture_basis=760, picture_grows=False,
+                css=".cnnviz-live-chart svg { width: 100%; height: auto; }",
+                narrow_css=f".cnnviz-live-chart {{ max-width: {round(700 * k)}px !important; }}")
+        else:
+            self.children = [
+                scoped_style("cnnviz-live", scale), title,
+                widgets.HBox([self.shallow, self.deep, self.width, self.seed]),
+                widgets.HBox([self.epochs, self.start, self.stop_button]),
+                self.message, self.status, self.chart,
+            ]
 
     # ------------------------------------------------------------------ state
     @property

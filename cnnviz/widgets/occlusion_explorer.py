@@ -12,8 +12,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from cnnviz.figures.visualising import CLASS_COLOURS, _class_colour, colourise
-from cnnviz.widgets._base import guarded, info_html
-from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box
+from cnnviz.widgets._base import LECTURE_SCALE, guarded, info_html, lecture_frame, lecture_settings
+from cnnviz.widgets._photo_view import _PhotoView, _png, class_name, image_box, lecture_panel, lecture_panel_css
 
 __all__ = ["OcclusionExplorer", "map_canvas"]
 
@@ -83,10 +83,11 @@ class OcclusionExplorer(_PhotoView):
     """
 
     def __init__(self, model="shapesnet", image=None, *, class_names=None, patch=None, stride=None, target=None,
-                 batch_size: int = 64, min_interval: float = 0.08, scale: float = 1.0, threaded: bool = True):
+                 batch_size: int = 64, min_interval: float = 0.08, scale=None, lecture=None, threaded: bool = True):
         super().__init__()
         from cnnviz.probe import preprocessing
 
+        scale, self.lecture = lecture_settings(scale, lecture)
         self._setup_model(model, class_names, scale)
         side = preprocessing(self.model).size
         self.side, self.batch_size, self.min_interval = side, int(batch_size), float(min_interval)
@@ -125,14 +126,34 @@ class OcclusionExplorer(_PhotoView):
             control.observe(g(self._on_change), names=["value"])
         title = widgets.HTML('<span class="cnnviz-title">Occlusion: is the classifier looking at the object? '
                              '(Zeiler &amp; Fergus 2014)</span>')
-        self.children = self._style("cnnviz-oc") + [
-            title,
-            widgets.HBox([self.photo, self.upload, self.target], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.patch, self.stride], layout=widgets.Layout(flex_flow="row wrap")),
-            self.message, self.note, self.info,
-            widgets.HBox([photo_box, prob_box, widgets.VBox([class_box, self.legend])],
-                         layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap"))]
         self.add_class("cnnviz-oc")
+        if self.lecture:  # the hall watches the map fill in beside the photo; the instructor sizes the square
+            k = scale / LECTURE_SCALE
+            title.value = '<span class="cnnviz-title">Occlusion: is the classifier looking at the object?</span>'
+            photo_box = lecture_panel("where the square hurts most", self.photo_view, "cnnviz-oc-pic")
+            prob_box = lecture_panel("p(class), square centred here", self.prob_view, "cnnviz-oc-pic")
+            self.prob_caption = prob_box.children[0]
+            pair = widgets.HBox([photo_box, prob_box], layout=widgets.Layout(grid_gap="12px"))
+            for control, words in ((self.patch, "square"), (self.stride, "stride")):
+                control.description, control.layout.width = words, px(190)
+            self.photo.description, self.photo.layout.width = "", px(170)
+            self.target.description, self.target.layout.width = "", px(170)
+            css, narrow = lecture_panel_css("cnnviz-oc-pic", round(395 * k), round(410 * k))
+            self.children = lecture_frame(
+                self, "cnnviz-oc", scale, title=title, picture=pair,
+                primary=[self.photo, self.target, self.patch, self.stride], side=[self.message, self.info],
+                below=self._style("cnnviz-oc") + [self.upload, self.note, widgets.VBox([class_box, self.legend])],
+                side_width=260, picture_basis=round(2 * 395 + 12), picture_grows=False, css=css,
+                narrow_css=narrow + ".cnnviz-oc-info { display: none; }")  # narrow: the pictures first
+            self.info.add_class("cnnviz-oc-info")
+        else:
+            self.children = self._style("cnnviz-oc") + [
+                title,
+                widgets.HBox([self.photo, self.upload, self.target], layout=widgets.Layout(flex_flow="row wrap")),
+                widgets.HBox([self.patch, self.stride], layout=widgets.Layout(flex_flow="row wrap")),
+                self.message, self.note, self.info,
+                widgets.HBox([photo_box, prob_box, widgets.VBox([class_box, self.legend])],
+                             layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap"))]
         self._photo_key_now = None
         self._start_photo(start)
         if bad:
@@ -166,8 +187,10 @@ class OcclusionExplorer(_PhotoView):
         prep = self._prepared(key)
         probs, target = self._resolve_target(key, wanted)
         names = self.vision.class_names
-        self.prob_caption.value = (f'<span class="cnnviz-caption">p(<b>{class_name(names, target)}</b>) with the '
-                                   'square centred here (purple 0, yellow 1)</span>')
+        self.prob_caption.value = (
+            f'<span class="cnnviz-caption">p(<b>{class_name(names, target)}</b>), square centred here</span>'
+            if self.lecture else f'<span class="cnnviz-caption">p(<b>{class_name(names, target)}</b>) with the '
+                                 'square centred here (purple 0, yellow 1)</span>')
         self.batches = 0
         last_draw = [0.0]
 

@@ -21,7 +21,8 @@ from cnnviz.figures.receptive import (overlay_bases, draw_overlay, unit_geometry
 from cnnviz.imaging import jpeg_bytes, png_bytes
 from cnnviz.receptive_field import (PRESETS, Layer, effective_receptive_field, erf_stats, input_rect, layer_sizes,
                                     receptive_field)
-from cnnviz.widgets._base import LatestOnly, View, error_html, guarded, info_html, scoped_style
+from cnnviz.widgets._base import (LatestOnly, View, error_html, guarded, info_html, lecture_frame, lecture_settings,
+                                  scoped_style, step_buttons)
 
 __all__ = ["ReceptiveFieldExplorer", "MAX_LAYERS", "MAX_INPUT"]
 
@@ -151,9 +152,10 @@ class ReceptiveFieldExplorer(View):
     a sentence naming the layer and keep the last good pictures.
     """
 
-    def __init__(self, preset="3×[3×3]", image="astronaut", *, input_size=None, scale=1.0, threaded=True,
-                 channels=8, seed=0):
+    def __init__(self, preset="3×[3×3]", image="astronaut", *, input_size=None, scale=None, lecture=None,
+                 threaded=True, channels=8, seed=0):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         if isinstance(preset, str):
             if preset not in PRESETS:
                 raise ValueError(f"No preset named {preset!r}; choose one of: {', '.join(PRESETS)}.")
@@ -223,12 +225,41 @@ class ReceptiveFieldExplorer(View):
                               layout=widgets.Layout(flex="3 1 0", min_width=px(360)))
         erf = widgets.VBox([widgets.HTML("<b>effective receptive field</b> of the last layer's centre unit"),
                             self.erf_view, self.erf_note], layout=widgets.Layout(flex="2 1 0", min_width=px(300)))
-        self.children = [scoped_style("cnnviz-rf", scale), title,
-                         widgets.HBox([self.preset, self.photo, self.size],
-                                      layout=widgets.Layout(flex_flow="row wrap")),
-                         widgets.HBox([left, right], layout=widgets.Layout(grid_gap=px(16))),
-                         widgets.HBox([growth, erf], layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap"))]
+        self.big = widgets.HTML()  # the lecture layout's numbers in large type
         self.add_class("cnnviz-rf")
+        if self.lecture:  # the hall looks at the photo and its field; the instructor steps through the layers
+            title.value = '<span class="cnnviz-title">Receptive field: what one unit sees</span>'
+            self.overlay_view.layout = widgets.Layout(width="100%", max_width=px(400), margin="0")
+            self.growth_view.layout.margin = self.erf_view.layout.margin = "0"
+            narrow = {"description_width": px(42)}
+            self.preset.description = ""
+            self.layer.description = ""
+            for control in (self.preset, self.layer):
+                control.layout.width = px(182)
+            for slider, name in ((self.row, "row"), (self.col, "col")):
+                slider.description, slider.style = name, narrow
+                slider.layout.width = px(182)
+            self.centre.layout.width = "auto"
+            self.message.layout.width = "auto"
+            prev, nxt = step_buttons(self.step, self._show_error, what="layer")
+            stack = widgets.VBox([widgets.HBox([self.photo, self.size], layout=widgets.Layout(flex_flow="row wrap")),
+                                  widgets.HTML("<b>the stack</b>: kernel f, stride s, padding p, dilation d"), header,
+                                  self.stack, self.add])
+            self.children = lecture_frame(
+                self, "cnnviz-rf", scale, title=title, picture=self.overlay_view,
+                primary=[self.preset, widgets.HBox([prev, widgets.HTML("<b>layer</b>"), nxt],
+                                                   layout=widgets.Layout(align_items="center", grid_gap=px(6))),
+                         self.layer, self.row, self.col, self.centre],
+                side=[self.big, self.message],
+                below=[self.note, stack,
+                       widgets.HBox([growth, erf], layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap"))],
+                side_width=255, picture_basis=540)
+        else:
+            self.children = [scoped_style("cnnviz-rf", scale), title,
+                             widgets.HBox([self.preset, self.photo, self.size],
+                                          layout=widgets.Layout(flex_flow="row wrap")),
+                             widgets.HBox([left, right], layout=widgets.Layout(grid_gap=px(16))),
+                             widgets.HBox([growth, erf], layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap"))]
 
         self._photo = load_image(image, max_side=2 * MAX_INPUT)  # uint8 (H, W, 3): cropped, resized per input size
         self._n = None
@@ -271,6 +302,10 @@ class ReceptiveFieldExplorer(View):
             self.size.value = str(n)
             self.preset.value = self._matching_preset(layers)
         self._apply(layers, n, keep_layer=False)
+
+    def step(self, delta: int = 1):
+        """Show the centre unit ``delta`` layers deeper (shallower where negative), stopping at the ends."""
+        self.set_unit(min(max(self.layer.value + int(delta), 0), len(self._layers)))
 
     def set_unit(self, layer_index, i=None, j=None):
         """Show unit (i, j) of a layer (0 = the input); ``None`` means the centre row or column."""
@@ -478,6 +513,9 @@ class ReceptiveFieldExplorer(View):
         self.overlay_view.value = jpeg_bytes(out, quality=88)
         self.overlay = out
         self.note.value = info_html(unit_note(layers, k, i, j, (n, n)))
+        row = receptive_field(layers)[k]
+        self.big.value = (f'<div class="cnnviz-big">r = {row.r} px</div>'
+                          f'<div class="cnnviz-big">jump {row.j} px</div>')
         if self._growth_key != (_key(layers), n, k):  # the chart changes with the stack and the layer only
             self.growth_view.value = png_bytes(growth_chart(layers, input_size=n, highlight=k,
                                                             font_size=22))

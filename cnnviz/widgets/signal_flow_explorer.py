@@ -19,7 +19,8 @@ from cnnviz.initialisation import (ACTIVATIONS, SCALED_SCHEMES, SCHEMES, InitErr
                                    initialisable_layers, initialise_, is_finite_number)
 from cnnviz.signal_flow import deep_mlp, deep_mlp_weight_shapes, digits_batch, signal_flow
 from cnnviz.trainability import EMBEDDED_MAP, cached_trainability_map, is_cached
-from cnnviz.widgets._base import LatestOnly, View, Worker, guarded, info_html, scoped_style
+from cnnviz.widgets._base import (LatestOnly, View, Worker, guarded, info_html, lecture_frame, lecture_settings,
+                                  scoped_style)
 
 __all__ = ["SignalFlowExplorer", "LIMITS"]
 
@@ -87,8 +88,10 @@ class SignalFlowExplorer(View):
         return " The picture shows the last setting that worked." if isinstance(err, ValueError) else ""
 
     def __init__(self, scheme="kaiming_fan_in", *, sigma=0.01, value=0.5, activation="relu", depth=50, width=256,
-                 batch_norm=False, lr=0.01, batch=256, seed=0, trainability=True, scale=1.0, threaded=True):
+                 batch_norm=False, lr=0.01, batch=256, seed=0, trainability=True, scale=None, lecture=None,
+                 threaded=True):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         start = _check(dict(scheme=scheme, sigma=sigma, value=value, activation=activation, depth=depth,
                             width=width, batch_norm=bool(batch_norm), lr=lr))
         self.seed, self.threaded, self._scale = seed, threaded, scale
@@ -142,12 +145,39 @@ class SignalFlowExplorer(View):
             widgets.VBox([self.scheme, self.sigma, self.value, self.activation]),
             widgets.VBox([self.depth, self.width, self.batch_norm, self.lr]),
         ], layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))
-        children = [scoped_style("cnnviz-sf", scale), title, controls, self.message, self.numbers, self.picture]
-        if trainability:
-            children += [self.map_status, self.map_box]
-        self.children = children
         self.add_class("cnnviz-sf")
         self._svg_size = (round(960 * scale ** 0.5), round(520 * scale ** 0.5), round(15 * scale))
+        self.more_numbers = widgets.HTML()  # the lecture layout: the numbers that do not fit beside the picture
+        if self.lecture:  # the hall looks at the layers' distributions; the instructor changes the initialisation
+            k = scale / 1.4
+            self._svg_size = (round(780 * k), round(405 * k), round(20 * k))
+            title.value = '<span class="cnnviz-title">Signal flow: initialisation, depth, batch norm</span>'
+            narrow = {"description_width": px(62)}
+            self.scheme.description, self.scheme.layout.width = "", px(195)
+            self.activation.description, self.activation.layout.width = "", px(110)
+            self.depth.style, self.depth.layout.width = narrow, px(195)
+            self.sigma.style, self.sigma.layout.width = narrow, px(195)
+            self.sigma.description = "σ"
+            self.value.style, self.value.layout.width = narrow, px(160)
+            self.value.description = "c"
+            self.batch_norm.description, self.batch_norm.layout.width = "batch norm", px(150)
+            below = [widgets.HBox([self.width, self.lr], layout=widgets.Layout(flex_flow="row wrap")),
+                     self.more_numbers]
+            self.children = lecture_frame(
+                self, "cnnviz-sf", scale, title=title, picture=self.picture,
+                primary=[self.scheme, self.sigma, self.value, self.activation, self.depth, self.batch_norm],
+                side=[self.numbers, self.message],
+                below=below + ([self.map_status, self.map_box] if trainability else []),
+                side_width=280, picture_basis=780, picture_grows=False,
+                css=".cnnviz-sf .cnnviz-sf-picture svg { width: 100%; height: auto; }",
+                narrow_css=f".cnnviz-sf-picture {{ max-width: {round(740 * k)}px !important; }}")
+            self.picture.layout = widgets.Layout(width=f"{self._svg_size[0]}px", max_width="100%")
+            self.picture.add_class("cnnviz-sf-picture")
+        else:
+            children = [scoped_style("cnnviz-sf", scale), title, controls, self.message, self.numbers, self.picture]
+            if trainability:
+                children += [self.map_status, self.map_box]
+            self.children = children
         self._sync_visibility()
         if trainability:
             if is_cached(self._map_config):
@@ -227,7 +257,11 @@ class SignalFlowExplorer(View):
         svg = signal_flow_svg(flow, width=w, height=h, font_size=fs)
         self.flow = flow
         self.picture.value = svg
-        self.numbers.value = self._numbers_html(flow)
+        if self.lecture:  # three numbers in large type beside the picture, the others under it
+            self.numbers.value = self._numbers_html(flow, which=[1, 2, 4])
+            self.more_numbers.value = self._numbers_html(flow)
+        else:
+            self.numbers.value = self._numbers_html(flow)
         self._clear_message("settings")
         self._clear_message("other")
         if self.threaded:
@@ -305,7 +339,7 @@ class SignalFlowExplorer(View):
         self._model = (shape, model, draw)
         return model
 
-    def _numbers_html(self, flow) -> str:
+    def _numbers_html(self, flow, which=slice(None)) -> str:
         big = round(22 * self._scale)
         if flow.diverged_at is not None:
             return (f'<div style="font-size:{big}px;color:#b00020;font-weight:600">Diverged at layer '
@@ -320,8 +354,13 @@ class SignalFlowExplorer(View):
                  (f"dead units at layer {n}", f"{100 * last.dead:.0f} %"),
                  ("gradient std, last → first layer", f"{g_last:.2g} → {g_first:.2g}"),
                  ("update / weight, first layer", f"{ratio[0]:.2g}" if ratio else "–")]
+        if not isinstance(which, slice):  # picked out of their row, beside the picture: short labels
+            short = {f"… at layer {n}": f"std at layer {n}", f"inactive at layer {n}": "inactive",
+                     "gradient std, last → first layer": "gradient std, last → first"}
+            cells = [(short.get(k, k), v) for k, v in cells]
         items = "".join(f'<div style="margin-right:{big}px"><div style="color:#555">{k}</div>'
-                        f'<div style="font-size:{big}px;font-weight:600">{v}</div></div>' for k, v in cells)
+                        f'<div style="font-size:{big}px;font-weight:600">{v}</div></div>' for k, v in
+                        (cells[which] if isinstance(which, slice) else [cells[i] for i in which]))
         return f'<div style="display:flex;flex-wrap:wrap;row-gap:6px">{items}</div>'
 
     # ------------------------------------------------------------------ the trainability map

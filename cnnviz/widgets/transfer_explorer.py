@@ -10,7 +10,8 @@ import time
 
 import ipywidgets as widgets
 
-from cnnviz.widgets._base import LatestOnly, View, Worker, error_html, guarded, info_html, scoped_style
+from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, Worker, error_html, guarded, info_html,
+                                  lecture_frame, lecture_settings, scoped_style)
 
 __all__ = ["TransferExplorer", "SIZES", "STRATEGY_CHOICES"]
 
@@ -37,9 +38,10 @@ class TransferExplorer(View):
     ``transfer_study.RunResult``.
     """
 
-    def __init__(self, *, table=None, source=None, recipe=None, epochs: int = 6, threads=1, scale=1.0,
-                 threaded=True, min_interval=0.25):
+    def __init__(self, *, table=None, source=None, recipe=None, epochs: int = 6, threads=1, scale=None,
+                 lecture=None, threaded=True, min_interval=0.25):
         super().__init__()
+        scale, self.lecture = lecture_settings(scale, lecture)
         from cnnviz import transfer_study as ts
 
         self._ts = ts
@@ -86,18 +88,37 @@ class TransferExplorer(View):
 
         self._chart_size = (round(620 * scale ** 0.5), round(300 * scale ** 0.5), round(14 * scale))
         self._font = round(15 * scale)
+        if self.lecture:
+            self._chart_size = (760, 420, 20)  # drawn at this size, shown at scale / 1.4 of it (less where narrow)
         self.grid.value = self._table_html(None)
         self.chart.value = self._svg([], 1, "")
         title = widgets.HTML('<span class="cnnviz-title">Transfer explorer: which strategy for which cell?</span>')
         self.add_class("cnnviz-transfer")
-        self.children = [
-            scoped_style("cnnviz-transfer", scale), title,
-            widgets.HBox([self.target, self.size]),
-            widgets.HBox([self.strategy, self.layer]),
-            widgets.HBox([self.seed, self.start, self.stop_button]),
-            self.message, self.status,
-            widgets.HBox([self.chart, self.grid], layout=widgets.Layout(flex_flow="row wrap")),
-        ]
+        if self.lecture:  # the hall watches the run's curve; the instructor picks the cell and the strategy
+            k = scale / LECTURE_SCALE
+            self.chart.layout = widgets.Layout(width=f"{round(760 * k)}px", max_width="100%")
+            self.chart.add_class("cnnviz-transfer-chart")
+            for control, width in ((self.target, 170), (self.strategy, 200), (self.layer, 220)):
+                control.description, control.layout.width = "", px(width)
+            self.size.description, self.size.layout.width = "images", px(200)
+            self.grid.layout = widgets.Layout(width="auto")
+            self.children = lecture_frame(
+                self, "cnnviz-transfer", scale, title=title, picture=self.chart,
+                primary=[self.target, self.size, self.strategy, self.layer,
+                         widgets.HBox([self.start, self.stop_button])],
+                side=[self.status, self.message], below=[self.seed, self.grid],
+                side_width=300, picture_basis=760, picture_grows=False,
+                css=".cnnviz-transfer-chart svg { width: 100%; height: auto; }",
+                narrow_css=f".cnnviz-transfer-chart {{ max-width: {round(700 * k)}px !important; }}")
+        else:
+            self.children = [
+                scoped_style("cnnviz-transfer", scale), title,
+                widgets.HBox([self.target, self.size]),
+                widgets.HBox([self.strategy, self.layer]),
+                widgets.HBox([self.seed, self.start, self.stop_button]),
+                self.message, self.status,
+                widgets.HBox([self.chart, self.grid], layout=widgets.Layout(flex_flow="row wrap")),
+            ]
 
     def _warm_up(self):
         """Load what the first run needs (scikit-learn, the network's first passes) now, so that the first
