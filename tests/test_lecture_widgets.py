@@ -7,6 +7,7 @@ commit before the lecture layout existed (4ee8258). The page-side checks (sizes 
 tests/test_lecture_layout.py.
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,8 @@ def test_the_switch_and_its_sentences():
         widgets_mod.lecture(scale=1.0)
     with pytest.raises(ValueError, match="needs scale ≥ 1.2"):
         _base.lecture_settings(scale=1.0, lecture=True)
+    widgets_mod.lecture()
+    assert _base.lecture_settings(scale=1.0) == (1.0, False)     # a small scale asks for the notebook layout
     with pytest.raises(ValueError, match="between 0.5 and 3.0"):
         _base.lecture_settings(scale=9)
 
@@ -103,6 +106,14 @@ def test_lecture_layout_marks_picture_and_controls(name):
                for _, v in _tree(primary) if v is not primary)
     keys = [v for _, v in _tree(w) if isinstance(v, ipywidgets.Output)]
     assert len(keys) == 1 and "cnnvizLectureKeys" in keys[0].outputs[0]["data"]["text/html"]
+    shown = [id(v) for _, v in _tree(w)]
+    assert len(shown) == len(set(shown)), "a control is shown twice"
+    # every rule of its style reaches this widget in the lecture layout only (JupyterLab: one page, many notebooks)
+    css = next(c for c in w._dom_classes if c not in ("cnnviz-lecture",))
+    style = next(v.value for _, v in _tree(w) if isinstance(v, ipywidgets.HTML) and "container-type" in v.value)
+    selectors = [s.strip() for rule in re.findall(r"([^{}]+)\{[^{}]*\}", re.sub(r"@container[^{]*\{", "", style))
+                 for s in rule.replace("<style>", "").split(",")]
+    assert selectors and all(s.startswith(f".{css}.cnnviz-lecture") for s in selectors), selectors
     # the widget's own arguments win over the switch
     assert not _make(name, lecture=False).lecture
 
@@ -184,3 +195,20 @@ def test_instructor_notebook_opens_ready_to_project(path):
     lines = [line for line in show.source.splitlines() if line.strip()]
     assert len(lines) == 1 and "scale=" not in lines[0]
     assert any(lines[0].startswith(name + "(") for name in WIDGETS), lines
+
+
+def test_lecture_css_must_name_the_widget():
+    assert _base._scope("& .a, & b { x: 1 } &.c { y: 2 }", ".w.cnnviz-lecture") == \
+        ".w.cnnviz-lecture .a, .w.cnnviz-lecture b { x: 1 }\n.w.cnnviz-lecture.c { y: 2 }"
+    with pytest.raises(ValueError, match="start every selector with '&'"):
+        _base._scope("& .a { x: 1 } .leak { y: 2 }", ".w")
+
+
+def test_a_lecture_widget_in_a_plain_script_starts_no_ipython_shell():
+    import subprocess
+    import sys
+
+    code = ("import cnnviz.widgets as w; w.lecture(); w.ConvExplorer(threaded=False); "
+            "from IPython import get_ipython; print(get_ipython() is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

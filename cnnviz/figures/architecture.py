@@ -794,7 +794,8 @@ def inception_module_svg(in_channels: int, size: int, ch1x1: int, ch3x3red: Opti
     cost = _costs(*args)
     peak_total = max(naive_cost.total.macs, cost.total.macs) or 1
     height = 330
-    what = "naive Inception module" if naive else "Inception module with 1×1 reductions"
+    what = ("naive Inception module" if naive else "Inception module with 1×1 reductions"
+            if (ch3x3red, ch5x5red, pool_proj) != (None, None, None) else "Inception module (all 1×1 reductions off)")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
              f'style="max-width:{width}px;height:auto;font-family:{_FONT}" role="img" aria-label="{what}">']
     parts.extend(_module_panel(0, width, height, what, cost, inception_branches(*args), in_channels, size, 1,

@@ -555,6 +555,7 @@
           job.out = engine.run(k32, f, sep);
           job.engine = "WebAssembly SIMD";
         } catch (err) {                          // (memory refused to grow, say): JavaScript from now on
+          if (window.console) { console.warn("cnnviz: WebAssembly SIMD failed, computing in JavaScript:", err); }
           simd = null; simdFailed = true; engine = null; job.out = state.out;
         }
       }

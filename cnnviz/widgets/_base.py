@@ -246,38 +246,50 @@ def lecture(on: bool = True, *, scale: float = LECTURE_SCALE) -> None:
 
 def lecture_settings(scale=None, lecture=None) -> tuple:
     """(scale, lecture on?) for a widget given its own arguments: ``None`` takes the notebook's switch
-    (``cnnviz.widgets.lecture``); without it, scale 1.0 and the notebook layout."""
-    on = _LECTURE["on"] if lecture is None else bool(lecture)
+    (``cnnviz.widgets.lecture``); without it, scale 1.0 and the notebook layout. A widget's own ``scale`` below
+    1.2 under the switch asks for the notebook layout at that scale."""
+    if scale is not None:
+        scale = float(scale)
+        if not 0.5 <= scale <= 3.0:
+            raise ValueError(f"scale must be between 0.5 and 3.0 (1.0 in a notebook, 1.4 on a projector), "
+                             f"got {scale:g}.")
+    if lecture is None:
+        on = _LECTURE["on"] and (scale is None or scale >= 1.2)
+    else:
+        on = bool(lecture)
     if scale is None:
         scale = _LECTURE["scale"] if on else 1.0
-    scale = float(scale)
-    if not 0.5 <= scale <= 3.0:
-        raise ValueError(f"scale must be between 0.5 and 3.0 (1.0 in a notebook, 1.4 on a projector), got {scale:g}.")
     if on and scale < 1.2:
         raise ValueError(f"The lecture layout needs scale ≥ 1.2 (text at 18 px or more), got {scale:g}.")
     return scale, on
 
 
-# → / ← (and a presenter's clicker: PageDown / PageUp) press the step buttons of the lecture widget that has the
-# most of itself on screen, unless the instructor is typing in a field. One listener per page (Colab: per output
-# frame, so each widget carries it). Nothing typed reaches this script: it only clicks the widget's own buttons.
+# → / ← press the step buttons of the lecture widget that has the most of itself on screen (in the notebook the
+# key was pressed in). The listener runs before the page's own handlers (capture): JupyterLab's command mode binds
+# → and ← to expanding and collapsing a heading, which an instructor notebook gives up for stepping. It never acts
+# while a field, a slider handle, a menu, a tab bar, a tree or another button has the focus (they keep their
+# arrows), nor on a key already taken. One listener per page (Colab: per output frame, so each widget carries it).
+# Nothing typed reaches this script: it reads the key's name and clicks the widget's own buttons.
 _KEYS_JS = """<script>
 (function () {
   if (window.cnnvizLectureKeys) return;
   window.cnnvizLectureKeys = true;
-  var DIR = {ArrowRight: 1, PageDown: 1, ArrowLeft: -1, PageUp: -1};
+  var DIR = {ArrowRight: 1, ArrowLeft: -1};
+  var BUSY = "input, textarea, select, [contenteditable], .cm-editor, [role=slider], [role^=menu], [role=tab], " +
+             "[role^=tree], [role=listbox], button:not(.cnnviz-lecture-prev):not(.cnnviz-lecture-next)";
   document.addEventListener("keydown", function (event) {
     var dir = DIR[event.key];
-    if (!dir || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (!dir || event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
     var t = event.target;
-    if (t && t.closest && t.closest("input, textarea, select, [contenteditable], .cm-editor")) return;
+    if (t && t.closest && t.closest(BUSY)) return;
+    var scope = (t && t.closest && t.closest(".jp-Notebook")) || document;
     var best = null, most = 0;
-    document.querySelectorAll(".cnnviz-lecture").forEach(function (w) {
+    scope.querySelectorAll(".cnnviz-lecture").forEach(function (w) {
       var b = w.querySelector(dir > 0 ? "button.cnnviz-lecture-next" : "button.cnnviz-lecture-prev");
       if (!b || b.disabled) return;
       var r = w.getBoundingClientRect();
       var seen = Math.max(0, Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0));
-      if (seen > most) { most = seen; best = b; }
+      if (r.width > 0 && seen > most) { most = seen; best = b; }
     });
     if (!best) return;
     event.preventDefault();
@@ -289,12 +301,27 @@ _KEYS_JS = """<script>
 
 
 def _keys_output() -> widgets.Output:
-    """An output holding the key listener: JupyterLab and Colab run a script in an output's HTML."""
-    from IPython.display import HTML
-
+    """An output holding the key listener: JupyterLab and Colab run a script in an output's HTML. The output is
+    set directly (``append_display_data`` would start an IPython shell in a plain script)."""
     out = widgets.Output(layout=widgets.Layout(height="0px", overflow="hidden"))
-    out.append_display_data(HTML(_KEYS_JS))
+    out.outputs = ({"output_type": "display_data", "data": {"text/html": _KEYS_JS}, "metadata": {}},)
     return out
+
+
+def _scope(rules: str, scope: str) -> str:
+    """``rules`` (CSS) with each selector's leading ``&`` replaced by ``scope``. A selector without one is refused:
+    a lecture widget's rules must reach no other widget on the page (JupyterLab keeps every open notebook in one
+    document)."""
+    out = []
+    for rule in rules.split("}"):
+        if not rule.strip():
+            continue
+        selectors, body = rule.split("{")
+        parts = [s.strip() for s in selectors.split(",")]
+        if not all(s.startswith("&") for s in parts):
+            raise ValueError(f"Lecture CSS must start every selector with '&' (the widget): {selectors.strip()!r}")
+        out.append(", ".join(scope + s[1:] for s in parts) + " {" + body + "}")
+    return "\n".join(out)
 
 
 def set_tooltip(widget, text: str) -> None:
@@ -326,8 +353,9 @@ def lecture_frame(view, css_class: str, scale: float, *, title, picture, primary
     (``wrap-reverse``). The side is ``side_width`` px wide or more (at scale 1.4); the picture wants
     ``picture_basis`` px before the side wraps above it; ``picture_grows``: the picture's box takes the room left
     (pictures sized in % of it), else it keeps its content's size and the side takes the rest. ``css``: the
-    widget's own lecture rules; ``narrow_css``: rules for when the side has wrapped above the picture (a
-    container query on the widget's width: it works in Colab's output frames, where the window's height does not)."""
+    widget's own lecture rules, every selector starting with ``&`` (this widget in the lecture layout);
+    ``narrow_css``: rules for when the side has wrapped above the picture (a container query on the widget's width:
+    it works in Colab's output frames, where the window's height does not), written the same way."""
     px = lambda v: f"{round(v * scale / LECTURE_SCALE)}px"  # noqa: E731  sizes are given at scale 1.4
     view.add_class("cnnviz-lecture")
     picture.add_class("cnnviz-lecture-picture")
@@ -344,19 +372,18 @@ def lecture_frame(view, css_class: str, scale: float, *, title, picture, primary
         display="flex", flex_flow="row wrap-reverse", align_items="flex-end", grid_gap="10px 18px"))
     fs = round(15 * scale)
     wraps_below = round((picture_basis + side_width + 18 + 8) * scale / LECTURE_SCALE)  # the row wraps under this
-    narrow = f"@container (max-width: {wraps_below}px) {{ {narrow_css} }}" if narrow_css else ""
-    style = widgets.HTML(f"""<style>
-.{css_class}.cnnviz-lecture {{ container-type: inline-size; }}
-.{css_class}.cnnviz-lecture .widget-label, .{css_class}.cnnviz-lecture .widget-readout,
-.{css_class}.cnnviz-lecture .widget-html-content {{ font-size: {fs}px; }}
-.{css_class}.cnnviz-lecture :is(small, code, sub, sup, .cnnviz-name, .cnnviz-caption) {{
-  font-size: max(18px, 0.85em) !important; }}
-.{css_class}.cnnviz-lecture .widget-image {{ margin: 0 !important; }}
-.{css_class}.cnnviz-lecture .cnnviz-lecture-side .cnnviz-title {{ font-size: {round(fs * 1.15)}px; }}
-.{css_class}.cnnviz-lecture .cnnviz-big {{ font-size: {round(fs * 1.5)}px; font-weight: 600; line-height: 1.2; }}
-{css}
-{narrow}
-</style>""")
+    here = f".{css_class}.cnnviz-lecture"
+    # the nearest size container of a rule's element is its own widget (each lecture widget is one)
+    narrow = f"@container (max-width: {wraps_below}px) {{ {_scope(narrow_css, here)} }}" if narrow_css else ""
+    # a size container does not take its width from its content: it fills its output, less its margins
+    base = (f"& {{ container-type: inline-size; width: calc(100% - 2 * var(--jp-widgets-margin, 2px)); }}"
+            f"& .widget-label, & .widget-readout, & .widget-html-content {{ font-size: {fs}px; }}"
+            "& small, & code, & sub, & sup, & .cnnviz-name, & .cnnviz-caption "
+            "{ font-size: max(18px, 0.85em) !important; }"
+            "& .widget-image { margin: 0 !important; }"
+            f"& .cnnviz-lecture-side .cnnviz-title {{ font-size: {round(fs * 1.15)}px; }}"
+            f"& .cnnviz-big {{ font-size: {round(fs * 1.5)}px; font-weight: 600; line-height: 1.2; }}")
+    style = widgets.HTML(f"<style>\n{_scope(base + css, here)}\n{narrow}\n</style>")
     return [scoped_style(css_class, scale), style, row, *below, _keys_output()]
 
 

@@ -360,11 +360,12 @@ def lecture_panel(label, image, css_class):
 
 
 def lecture_panel_css(css_class, side, narrow_side):
-    """The sizes of ``lecture_panel`` images: ``side`` px, and ``narrow_side`` px where the page is narrow."""
-    return (f".{css_class} {{ width: {side}px; height: {side}px; }} .cnnviz-panelcap {{ white-space: nowrap; "
+    """The sizes of ``lecture_panel`` images (``lecture_frame``'s ``css`` and ``narrow_css``): ``side`` px, and
+    ``narrow_side`` px where the page is narrow."""
+    return (f"& .{css_class} {{ width: {side}px; height: {side}px; }} & .cnnviz-panelcap {{ white-space: nowrap; "
             f"overflow: hidden; text-overflow: ellipsis; max-width: {side}px; }}",
-            f".{css_class} {{ width: {narrow_side}px !important; height: {narrow_side}px !important; }} "
-            f".cnnviz-panelcap {{ max-width: {narrow_side}px !important; }}")
+            f"& .{css_class} {{ width: {narrow_side}px !important; height: {narrow_side}px !important; }} "
+            f"& .cnnviz-panelcap {{ max-width: {narrow_side}px !important; }}")
 
 
 def image_box(label, image, width):

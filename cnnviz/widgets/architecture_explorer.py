@@ -204,7 +204,7 @@ class ArchitectureExplorer(View):
         self._svg_width = round(1100 / max(scale, 1.0) ** 0.6)
         self._svg_height = DIAGRAM_HEIGHT
         if self.lecture:  # drawn small and shown 1.5× larger: its smallest text (12) at 18 px on screen
-            self._svg_width, self._svg_height = round(560 * scale / LECTURE_SCALE), 255
+            self._svg_width, self._svg_height = round(550 * scale / LECTURE_SCALE), 255
         self._shown = None  # (name, side, size_by, unit) on screen
         self._summary, self._units = None, ()
         self._renderer = LatestOnly(self._render, self._show_error, threaded=threaded)
@@ -272,12 +272,14 @@ class ArchitectureExplorer(View):
                 self, "cnnviz-arch", scale, title=title, picture=self.diagram,
                 primary=[self.model, widgets.HBox([prev, nxt]), self.unit, self.big],
                 side=[self.message],
-                below=[style, controls, self.details, self.totals, self.table],
+                below=[style, widgets.HBox([self.size, self.default, controls.children[-1]], layout=widgets.Layout(
+                           flex_flow="row wrap", align_items="center", grid_gap=px(10))),
+                       self.details, self.totals, self.table],
                 side_width=400, picture_basis=2000,
-                css=".cnnviz-arch.cnnviz-lecture .cnnviz-diagram svg { max-width: none !important; width: 100%; }"
-                    ".cnnviz-arch.cnnviz-lecture .cnnviz-table :is(th, td) { white-space: normal; "
-                    "overflow-wrap: anywhere; padding: 3px 4px; }"
-                    ".cnnviz-arch.cnnviz-lecture .widget-html-content { max-width: 100%; }")
+                css="& .cnnviz-diagram svg { max-width: none !important; width: 100%; }"
+                    "& .cnnviz-table th, & .cnnviz-table td { white-space: normal; overflow-wrap: anywhere; "
+                    "padding: 3px 4px; }"
+                    "& .widget-html-content { max-width: 100%; }")
             self.table.layout.width = "auto"
         else:
             self.children = [scoped_style("cnnviz-arch", scale), style, title, controls, self.message, self.diagram,

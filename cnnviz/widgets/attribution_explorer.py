@@ -97,8 +97,8 @@ class AttributionExplorer(_PhotoView):
                     self.note],
                 side_width=250, picture_basis=round(3 * 250 + 24), picture_grows=False, css=css,
                 # narrow: the class menu says the class and its probability; the title and the info line go
-                narrow_css=narrow + ".cnnviz-lecture-side .cnnviz-title, .cnnviz-at-info { display: none; }"
-                                    ".cnnviz-at-gallery { max-width: 740px !important; }")
+                narrow_css=narrow + "& .cnnviz-lecture-side .cnnviz-title, & .cnnviz-at-info { display: none; }"
+                                    "& .cnnviz-at-gallery { max-width: 740px !important; }")
             self.gallery.add_class("cnnviz-at-gallery")
             self.info.add_class("cnnviz-at-info")
         else:

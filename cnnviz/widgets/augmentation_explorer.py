@@ -276,8 +276,8 @@ class AugmentationExplorer(View):
                 below=[self._style(), row([self.upload, self.draws, self.add_button, self.clear_button]), self.note,
                        self.board_box, self.pipeline_view, self.mosaic_view, self.meter, self.code_view],
                 side_width=260, picture_basis=round(2 * 395 + 12), picture_grows=False,
-                css=css + " .cnnviz-au-pic { object-fit: contain; }",
-                narrow_css=narrow + ".cnnviz-au .cnnviz-au-meter-side { display: none; }")
+                css=css + " & .cnnviz-au-pic { object-fit: contain; }",
+                narrow_css=narrow + "& .cnnviz-au-meter-side { display: none; }")
             self.result_meter.add_class("cnnviz-au-meter-side")
         else:
             self.children = [

@@ -140,8 +140,8 @@ class ConvExplorer(View):
                                     layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12))),
                        self.arithmetic],
                 side_width=235, picture_basis=620, picture_grows=False,
-                css=".cnnviz-cx.cnnviz-lecture .cnnviz-counts { display: flex; flex-flow: row wrap; gap: 0 24px; }",
-                narrow_css=f".cnnviz-cx-frame {{ max-height: {px(285)}; width: auto; }}")
+                css="& .cnnviz-counts { display: flex; flex-flow: row wrap; gap: 0 24px; }",
+                narrow_css=f"& .cnnviz-cx-frame {{ max-height: {px(285)}; width: auto; }}")
         else:
             left = widgets.VBox([sl["n"], sl["f"], sl["p"], shortcut])
             right = widgets.VBox([sl["s"], sl["d"], sl["c_in"], sl["c_out"]])

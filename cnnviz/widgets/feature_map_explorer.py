@@ -157,9 +157,9 @@ class FeatureMapExplorer(_PhotoView):
                                  layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap")),
                     self.top_info, self.top_view],
                 side_width=240, picture_basis=4 * (self._cell + self._gap), picture_grows=False,
-                css=".cnnviz-fm .cnnviz-fm-cell { position: relative; } "
-                    ".cnnviz-fm .cnnviz-fm-cell img { display: block; }"
-                    ".cnnviz-fm .cnnviz-fm-cell .cnnviz-caption { position: absolute; left: 0; top: 0; "
+                css="& .cnnviz-fm-cell { position: relative; } "
+                    "& .cnnviz-fm-cell img { display: block; }"
+                    "& .cnnviz-fm-cell .cnnviz-caption { position: absolute; left: 0; top: 0; "
                     "padding: 0 6px; background: rgba(255, 255, 255, 0.85); }")
         else:
             self.children = self._style("cnnviz-fm") + [

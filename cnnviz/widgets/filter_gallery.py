@@ -84,7 +84,7 @@ class FilterGallery(_PhotoView):
                 primary=[self.layer, widgets.HBox([prev, nxt])], side=[self.message],
                 below=self._style("cnnviz-fg") + [self.mode, self.info],
                 side_width=260, picture_basis=700,
-                narrow_css=f".cnnviz-fg-view {{ max-height: {round(470 * k)}px !important; }}")
+                narrow_css=f"& .cnnviz-fg-view {{ max-height: {round(470 * k)}px !important; }}")
         else:
             self.children = self._style("cnnviz-fg") + [
                 title, widgets.HBox([self.layer, self.mode], layout=widgets.Layout(flex_flow="row wrap",

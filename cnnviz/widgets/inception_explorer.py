@@ -150,12 +150,12 @@ class InceptionCostExplorer(View):
                                          layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(24))),
                        self.summary],
                 side_width=300, picture_basis=650, picture_grows=False,
-                css=".cnnviz-inc .cnnviz-inc-big { display: flex; flex-flow: row wrap; align-items: baseline; "
+                css="& .cnnviz-inc-big { display: flex; flex-flow: row wrap; align-items: baseline; "
                     "gap: 0 18px; }",
                 # where the controls wrap above the module: no title (the notebook's heading says it), the module
                 # shown 1.3× (its smallest label, 14, at 18 px)
-                narrow_css=f".cnnviz-inception-view {{ max-width: {round(650 * k)}px !important; }}"
-                           ".cnnviz-lecture-side .cnnviz-title { display: none; }")
+                narrow_css=f"& .cnnviz-inception-view {{ max-width: {round(650 * k)}px !important; }}"
+                           "& .cnnviz-lecture-side .cnnviz-title { display: none; }")
         else:
             self.children = [scoped_style("cnnviz-inc", scale), css, title, self.preset,
                              widgets.HBox([inputs, reductions], layout=widgets.Layout(flex_flow="row wrap",

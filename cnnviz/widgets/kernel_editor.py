@@ -109,7 +109,7 @@ class KernelEditor(View):
                 below=[widgets.HBox([self.photo, self.upload, self.mode, self.color, self.explain],
                                     layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))],
                 side_width=260, picture_basis=700,
-                css=f".cnnviz-ke.cnnviz-lecture .cnnviz-cell input {{ height: {px(32)}; }}")
+                css=f"& .cnnviz-cell input {{ height: {px(32)}; }}")
             for row in self.cells:
                 for cell in row:
                     cell.layout.margin = "0"  # the grid's gap spaces them

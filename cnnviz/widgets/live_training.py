@@ -95,8 +95,8 @@ class LiveTraining(View):
                 below=[widgets.HBox([self.shallow, self.deep, self.width, self.seed, self.epochs],
                                     layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))],
                 side_width=300, picture_basis=760, picture_grows=False,
-                css=".cnnviz-live-chart svg { width: 100%; height: auto; }",
-                narrow_css=f".cnnviz-live-chart {{ max-width: {round(700 * k)}px !important; }}")
+                css="& .cnnviz-live-chart svg { width: 100%; height: auto; }",
+                narrow_css=f"& .cnnviz-live-chart {{ max-width: {round(700 * k)}px !important; }}")
         else:
             self.children = [
                 scoped_style("cnnviz-live", scale), title,

@@ -144,7 +144,7 @@ class OcclusionExplorer(_PhotoView):
                 primary=[self.photo, self.target, self.patch, self.stride], side=[self.message, self.info],
                 below=self._style("cnnviz-oc") + [self.upload, self.note, widgets.VBox([class_box, self.legend])],
                 side_width=260, picture_basis=round(2 * 395 + 12), picture_grows=False, css=css,
-                narrow_css=narrow + ".cnnviz-oc-info { display: none; }")  # narrow: the pictures first
+                narrow_css=narrow + "& .cnnviz-oc-info { display: none; }")  # narrow: the pictures first
             self.info.add_class("cnnviz-oc-info")
         else:
             self.children = self._style("cnnviz-oc") + [

@@ -169,8 +169,8 @@ class SignalFlowExplorer(View):
                 side=[self.numbers, self.message],
                 below=below + ([self.map_status, self.map_box] if trainability else []),
                 side_width=280, picture_basis=780, picture_grows=False,
-                css=".cnnviz-sf .cnnviz-sf-picture svg { width: 100%; height: auto; }",
-                narrow_css=f".cnnviz-sf-picture {{ max-width: {round(740 * k)}px !important; }}")
+                css="& .cnnviz-sf-picture svg { width: 100%; height: auto; }",
+                narrow_css=f"& .cnnviz-sf-picture {{ max-width: {round(740 * k)}px !important; }}")
             self.picture.layout = widgets.Layout(width=f"{self._svg_size[0]}px", max_width="100%")
             self.picture.add_class("cnnviz-sf-picture")
         else:

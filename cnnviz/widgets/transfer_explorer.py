@@ -108,8 +108,8 @@ class TransferExplorer(View):
                          widgets.HBox([self.start, self.stop_button])],
                 side=[self.status, self.message], below=[self.seed, self.grid],
                 side_width=300, picture_basis=760, picture_grows=False,
-                css=".cnnviz-transfer-chart svg { width: 100%; height: auto; }",
-                narrow_css=f".cnnviz-transfer-chart {{ max-width: {round(700 * k)}px !important; }}")
+                css="& .cnnviz-transfer-chart svg { width: 100%; height: auto; }",
+                narrow_css=f"& .cnnviz-transfer-chart {{ max-width: {round(700 * k)}px !important; }}")
         else:
             self.children = [
                 scoped_style("cnnviz-transfer", scale), title,
