@@ -144,6 +144,8 @@ def test_markers_are_computed_costs_and_published_accuracies(fig, costs):
         for r, hover in zip(rs, t.hovertext):
             assert html.escape(r.protocol[:30]) in hover and html.escape(r.where) in hover
             assert accuracy.source_label(r.source) in hover
+            # a paper names its key in the book's bibliography; torchvision and Keras are named in full
+            assert (f"[{r.source}]" in hover) == (r.source not in ("torchvision", "kerasapplications")), hover
         assert set(t.textposition) <= set(cmp._LABEL_PLACES)
 
 

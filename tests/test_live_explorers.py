@@ -15,6 +15,7 @@ The page's timings are written to /tmp/cnnviz-shots/live_timings.txt (reported, 
 import base64
 import importlib.util
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -382,6 +383,49 @@ def test_webassembly_loops_compute_what_correlate_computes(browser):
         assert len(got["rows"]) == 24 and errors == []
     finally:
         page.close()
+
+
+# What people type: Unicode digits of other scripts (a Japanese input method gives full-width １/９), Python's
+# whitespace (str.strip's, not JavaScript's \s: U+0085 and U+001C–U+001F are spaces there, U+FEFF is not),
+# characters Python's repr escapes, signs, underscores, exponents, fractions; then random strings over them.
+TYPED = ["１/９", "٣", "\u00a01\u00a0", "1\x85", "\ufeff1", "1\u200b", "𝟏/𝟗", "1_000", "½", "\u3000-1", "−2",
+         "\x1c3", "1 / 9", "+.5e-3", "5.", ".", "e3", "1e", "nan", "+nan", "-Inf", "infinity", "1/-0", "0/0",
+         "inf/inf", "1e999/1e999", "1e308/1e-10", "1e-400", "١/٣", "७", "1\u2028", "\t2\n", "1'2", 'a"b', "a'b\"c",
+         "\\", "é", "\x7f", "\u0660.\u0661e\u0662", "1__0", "_1", "1_", "0x10", "1,5", "٫5", "1\u2009/\u20099",
+         "\U000e0001", "😀", "\ud7ff"]
+CELLS = [1 / 64, -1 / 64, 1.0625, 0.140625, 1 / 3, 1e-5, 1.25e-5, 1234.5, 12345.5, 9999.5, 99995.0, 2.0 ** 70,
+         -1e22, 2.5e-7, 0.5, -0.0, 3.0]
+
+
+@pytest.mark.browser
+def test_typed_entries_and_cell_texts_are_pythons(browser):
+    """The page's ``parseEntry`` gives ``parse_entry``'s value (exactly) or sentence (the typed text quoted as
+    Python's repr quotes it), and its cell texts are the Python editor's (``str(int(v))`` or ``f"{v:.4g}"``, ties
+    to even), for the strings above and 4,000 random ones, and for 3,000 numbers (dyadic ties, random doubles)."""
+    import random
+    import struct
+
+    rnd = random.Random(3)
+    alphabet = list("0123456789+-._eE/ ") + ["１", "٣", "\u00a0", "\u3000", "−", "𝟗", "\x85", "i", "n", "f", "a"]
+    texts = TYPED + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 7))) for _ in range(4000)]
+    numbers = CELLS + [rnd.choice([1, -1]) * rnd.randint(1, 100_000) / 2 ** rnd.randint(1, 20) for _ in range(2000)]
+    numbers += [v for v in (struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0] for _ in range(1000))
+                if math.isfinite(v)]
+    page = browser.new_page()
+    try:
+        page.set_content("<!doctype html><meta charset='utf-8'><body><script>" + live.script() + "</script>")
+        parsed, cells = page.evaluate("([ts, vs]) => [ts.map(t => cnnvizLive.parseEntry(t)), "
+                                      "vs.map(v => cnnvizLive.format4g(v))]", [texts, numbers])
+    finally:
+        page.close()
+    for text, got in zip(texts, parsed):
+        try:
+            assert got == {"value": parse_entry(text)}, text
+        except ValueError as err:
+            assert got == {"error": str(err)}, text
+    assert sum("value" in g for g in parsed) > 500 and sum("error" in g for g in parsed) > 500
+    assert cells == [live._cell_text(v) for v in numbers]
+    assert cells[:2] == ["0.01562", "-0.01562"]  # 0.015625: a tie, to the even digit
 
 
 @pytest.mark.browser

@@ -164,7 +164,7 @@ def test_works_with_ipywidgets_7():
 
 # ----------------------------------------------------------------------------- once in a real browser
 
-_CHART = """() => [...document.querySelectorAll('.cnnviz-live svg polyline')]
+_CHART = """() => [...document.querySelectorAll('.cnnviz-training svg polyline')]
                   .map(p => p.getAttribute('points').split(' ').length).join(',')"""
 
 
@@ -174,7 +174,7 @@ def test_live_training_in_jupyterlab(lab, browser):
     press Stop. Screenshots go to /tmp/lab_live_training_*.png."""
     notebook = "widgets/live_training.ipynb"
     with _notebook(browser, lab, notebook) as (page, errors, outside):
-        widget = page.locator(".cnnviz-live").first
+        widget = page.locator(".cnnviz-training").first
         widget.get_by_text("Press Start").wait_for(state="visible")
         widget.scroll_into_view_if_needed()
         widget.locator("button", has_text="Start").click()
@@ -184,7 +184,7 @@ def test_live_training_in_jupyterlab(lab, browser):
         assert widget.locator("button", has_text="Start").is_disabled()
         widget.screenshot(path=str(SHOTS / "lab_live_training_1_running.png"))
         widget.locator("button", has_text="Stop").click()
-        page.wait_for_function("() => document.querySelector('.cnnviz-live').innerText.includes('stopped:')")
+        page.wait_for_function("() => document.querySelector('.cnnviz-training').innerText.includes('stopped:')")
         assert not widget.locator("button", has_text="Start").is_disabled()
         assert "Traceback" not in widget.inner_text()
         widget.screenshot(path=str(SHOTS / "lab_live_training_2_stopped.png"))

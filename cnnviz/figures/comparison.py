@@ -263,7 +263,8 @@ def _fmt(v, unit=" %"):
 def _hover(r, c, spec) -> str:
     from cnnviz.accuracy import source_label
     from cnnviz.figures.architecture import human
-    source = "torchvision" if r.source == "torchvision" else f"{source_label(r.source)} [{r.source}]"
+    source = {"torchvision": "torchvision", "kerasapplications": "Keras applications"}.get(r.source) or \
+        f"{source_label(r.source)} [{r.source}]"  # a paper: its key in the book's bibliography
     lines = [f"<b>{html.escape(model_label(r.model))}</b> ({r.model})",
              f"top-1 {_fmt(r.top1)} · top-5 {_fmt(r.top5)}",
              f"parameters {human(c.params)} · MACs {human(c.macs)} · activations {c.activation_bytes / 1e6:.0f} MB",

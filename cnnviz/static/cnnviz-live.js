@@ -13,7 +13,7 @@
  */
 (function (root) {
   "use strict";
-  var VERSION = 3;                              // a newer module replaces an older one in a long-lived page
+  var VERSION = 4;                              // a newer module replaces an older one in a long-lived page
   if (root.cnnvizLive && root.cnnvizLive.version >= VERSION) { return; }
 
   // ------------------------------------------------------------------ small helpers
@@ -37,20 +37,30 @@
     return (n < 0 ? "-" : "") + s + out;
   }
 
-  /** Python's repr() of a one-line str, as cnnviz's sentences quote what a person typed. */
+  /** Python's repr() of a str, as cnnviz's sentences quote what a person typed: characters that Python does not
+   *  print (str.isprintable: control, format, private-use, unassigned, separators other than the space) escaped
+   *  as \xNN, \uNNNN or \UNNNNNNNN, counted in code points as Python counts them. */
+  var PY_UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+  function hex(code, digits) {
+    var h = code.toString(16);
+    while (h.length < digits) { h = "0" + h; }
+    return h;
+  }
   function pyRepr(s) {
     var quote = (s.indexOf("'") >= 0 && s.indexOf('"') < 0) ? '"' : "'";
     var out = "";
-    for (var i = 0; i < s.length; i++) {
-      var c = s[i], code = s.charCodeAt(i);
+    Array.from(s).forEach(function (c) {
+      var code = c.codePointAt(0);
       if (c === "\\") { out += "\\\\"; }
       else if (c === quote) { out += "\\" + c; }
       else if (c === "\n") { out += "\\n"; }
       else if (c === "\r") { out += "\\r"; }
       else if (c === "\t") { out += "\\t"; }
-      else if (code < 32 || code === 127) { out += "\\x" + (code < 16 ? "0" : "") + code.toString(16); }
-      else { out += c; }
-    }
+      else if (c === " " || !PY_UNPRINTABLE.test(c)) { out += c; }
+      else if (code < 0x100) { out += "\\x" + hex(code, 2); }
+      else if (code < 0x10000) { out += "\\u" + hex(code, 4); }
+      else { out += "\\U" + hex(code, 8); }
+    });
     return quote + out + quote;
   }
 
@@ -71,9 +81,33 @@
   var PY_FLOAT = /^[+-]?(?:(?:\d(?:_?\d)*)?\.\d(?:_?\d)*|\d(?:_?\d)*\.?)(?:[eE][+-]?\d(?:_?\d)*)?$/;
   var PY_SPECIAL = /^[+-]?(?:inf|infinity|nan)$/i;
 
-  /** Python's float(str) for ASCII text: a number, or null where Python raises ValueError. */
+  // Python's str.isspace (what str.strip removes), and Unicode's decimal digits (any script: Python's float reads
+  // "１/９" or "٣" as a person typing with a Japanese or Arabic keyboard means them).
+  var PY_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+  var PY_STRIP = new RegExp("^[" + PY_SPACE + "]+|[" + PY_SPACE + "]+$", "g");
+  var PY_IS_SPACE = new RegExp("^[" + PY_SPACE + "]$");
+  var DIGIT = /\p{Nd}/u;
+
+  /** The value of a decimal digit of any script: Unicode encodes them in runs of ten, 0 to 9, so the value is the
+   *  distance from the start of its run (runs that follow each other directly count on in tens). */
+  function digitValue(c) {
+    var code = c.codePointAt(0), start = code;
+    while (start > 0 && DIGIT.test(String.fromCodePoint(start - 1))) { start--; }
+    return (code - start) % 10;
+  }
+
+  /** Python's float(str): a number, or null where Python raises ValueError. As CPython does, non-ASCII spaces
+   *  become spaces and decimal digits of any script ASCII digits first; any other non-ASCII character is refused. */
   function pyFloat(text) {
-    var s = text.replace(/^[\s]+|[\s]+$/g, "");
+    var ascii = "", chars = Array.from(text);
+    for (var i = 0; i < chars.length; i++) {
+      var c = chars[i];
+      if (c.charCodeAt(0) < 127) { ascii += c; }
+      else if (PY_IS_SPACE.test(c)) { ascii += " "; }
+      else if (DIGIT.test(c)) { ascii += String(digitValue(c)); }
+      else { return null; }
+    }
+    var s = ascii.replace(/^[ \t\n\x0b\x0c\r]+|[ \t\n\x0b\x0c\r]+$/g, "");
     if (PY_SPECIAL.test(s)) {
       var neg = s[0] === "-";
       if (/nan$/i.test(s)) { return NaN; }
@@ -87,7 +121,7 @@
 
   /** cnnviz.kernels.parse_entry: {value} or {error: the same sentence}. */
   function parseEntry(text) {
-    var s = String(text).replace(/^\s+|\s+$/g, "").replace(/\u2212/g, "-");
+    var s = String(text).replace(PY_STRIP, "").replace(/\u2212/g, "-");
     if (!s) { return { error: "is empty: type a number such as 0, -1 or 1/9." }; }
     var value;
     var slash = s.indexOf("/");
@@ -344,14 +378,29 @@
     img.src = uri;
   }
 
-  /** Python's str(int(v)) for whole numbers, else f"{v:.4g}" (KernelEditor._fill_cells). */
+  /** Python's str(int(v)) for whole numbers, else f"{v:.4g}" (KernelEditor._fill_cells). Both languages round the
+   *  double's exact value, but a tie (…5 exactly after the fourth digit, as in 1/64 = 0.015625) goes to the even
+   *  digit in Python and up in JavaScript's toPrecision: that case is rounded here. */
   function format4g(v) {
-    if (Number.isInteger(v)) { return String(v); }
-    var parts = v.toExponential(3).split("e"), e = Number(parts[1]);
-    if (e < -4 || e >= 4) {
-      return parts[0].replace(/\.?0+$/, "") + "e" + (e < 0 ? "-" : "+") + (Math.abs(e) < 10 ? "0" : "") + Math.abs(e);
+    if (Number.isInteger(v)) { return BigInt(v).toString(); }            // exact, as Python's int
+    var exact = Math.abs(v).toExponential(99).split("e"), all = exact[0].replace(".", ""), digits, e;
+    if (all[4] === "5" && /^0*$/.test(all.slice(5)) && Number(all[3]) % 2 === 0) {
+      digits = all.slice(0, 4); e = Number(exact[1]);
+    } else {
+      var rounded = Math.abs(v).toExponential(3).split("e");
+      digits = rounded[0].replace(".", ""); e = Number(rounded[1]);
     }
-    return v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+    var sign = v < 0 ? "-" : "", text;
+    if (e < -4 || e >= 4) {
+      var tail = digits.slice(1).replace(/0+$/, "");
+      text = digits[0] + (tail ? "." + tail : "") + "e" + (e < 0 ? "-" : "+") + (Math.abs(e) < 10 ? "0" : "") + Math.abs(e);
+    } else if (e >= 0) {
+      var frac = digits.slice(e + 1).replace(/0+$/, "");
+      text = digits.slice(0, e + 1) + (frac ? "." + frac : "");
+    } else {
+      text = "0." + "0".repeat(-e - 1) + digits.replace(/0+$/, "");
+    }
+    return sign + text;
   }
 
   function mountKernelEditor(container, data) {
@@ -904,6 +953,7 @@
     }
   }
 
-  root.cnnvizLive = { version: VERSION, mount: mount, parseEntry: parseEntry, convArithmetic: convArithmetic, pyRepr: pyRepr,
+  root.cnnvizLive = { version: VERSION, mount: mount, parseEntry: parseEntry, format4g: format4g, pyRepr: pyRepr,
+                      convArithmetic: convArithmetic,
                       correlate: correlate, separate: separate, padPlane: padPlane, makeSimdEngine: makeSimdEngine };
 })(window);

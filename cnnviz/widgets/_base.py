@@ -9,8 +9,9 @@ import ipywidgets as widgets
 
 from ..runtime import keep_freed_memory
 
-__all__ = ["LatestOnly", "Worker", "View", "guarded", "scoped_style", "upload_bytes", "error_html", "info_html",
-           "close_all", "lecture", "lecture_settings", "lecture_frame", "step_buttons", "set_tooltip", "LECTURE_SCALE"]
+__all__ = ["LatestOnly", "Worker", "View", "guarded", "scoped_style", "style_scope", "widget_style", "scale_class",
+           "upload_bytes", "error_html", "info_html", "close_all", "lecture", "lecture_settings", "lecture_frame",
+           "step_buttons", "set_tooltip", "LECTURE_SCALE"]
 
 # Every thread a widget starts is a daemon thread, so that it never keeps a notebook or a script alive. But a
 # daemon thread that is still inside torch (or PIL) when the interpreter finalises makes the process abort
@@ -211,18 +212,38 @@ def guarded(callback, on_error):
     return run
 
 
-def scoped_style(css_class: str, scale: float = 1.0) -> widgets.HTML:
-    """A ``<style>`` that enlarges controls inside ``.css_class`` only (Colab gives each output its own
-    iframe, so a widget must carry its own style)."""
+def scale_class(scale: float) -> str:
+    """The CSS class of a widget's scale (``cnnviz-s140`` at 1.4): styles that depend on the scale name it, so two
+    notebooks with the same widget at different scales, open in one JupyterLab page, keep their own sizes."""
+    return f"cnnviz-s{round(float(scale) * 100)}"
+
+
+def style_scope(view, css_class: str, scale: float) -> str:
+    """Mark ``view`` with ``css_class`` and its scale's class, and return the selector of both, for ``_scope``."""
+    view.add_class(css_class)
+    view.add_class(scale_class(scale))
+    return f".{css_class}.{scale_class(scale)}"
+
+
+def scoped_style(view, css_class: str, scale: float = 1.0) -> widgets.HTML:
+    """A ``<style>`` that enlarges the controls of ``view`` only, marked ``css_class`` at ``scale`` (Colab gives each
+    output its own iframe, so a widget must carry its own style; JupyterLab keeps every open notebook in one page,
+    so the style names the scale too)."""
     fs, h = round(15 * scale), round(32 * scale)
-    return widgets.HTML(f"""<style>
-.{css_class} {{ --jp-widgets-font-size: {fs}px; --jp-widgets-inline-height: {h}px; font-size: {fs}px; }}
-.{css_class} input, .{css_class} select, .{css_class} button {{ font-size: {fs}px !important; }}
-.{css_class} .cnnviz-cell input {{ text-align: center; height: {round(h * 1.25)}px; font-size: {round(fs * 1.25)}px !important; }}
-.{css_class} .cnnviz-title {{ font-size: {round(fs * 1.2)}px; font-weight: 600; }}
-.{css_class} .widget-html-content, .{css_class} .widget-radio-box label {{ line-height: 1.35; }}
-.{css_class} .widget-hbox {{ gap: 4px; }}
-</style>""")
+    rules = (f"& {{ --jp-widgets-font-size: {fs}px; --jp-widgets-inline-height: {h}px; font-size: {fs}px; }}"
+             f"& input, & select, & button {{ font-size: {fs}px !important; }}"
+             f"& .cnnviz-cell input {{ text-align: center; height: {round(h * 1.25)}px; "
+             f"font-size: {round(fs * 1.25)}px !important; }}"
+             f"& .cnnviz-title {{ font-size: {round(fs * 1.2)}px; font-weight: 600; }}"
+             "& .widget-html-content, & .widget-radio-box label { line-height: 1.35; }"
+             "& .widget-hbox { gap: 4px; }")
+    return widget_style(view, css_class, scale, rules)
+
+
+def widget_style(view, css_class: str, scale: float, rules: str) -> widgets.HTML:
+    """A ``<style>`` of ``rules`` (CSS, every selector starting with ``&``) for ``view`` alone, marked ``css_class``
+    at ``scale`` (``style_scope``)."""
+    return widgets.HTML(f"<style>\n{_scope(rules, style_scope(view, css_class, scale))}\n</style>")
 
 
 # ------------------------------------------------------------------------------------------- lecture layout
@@ -310,7 +331,7 @@ def _keys_output() -> widgets.Output:
 
 def _scope(rules: str, scope: str) -> str:
     """``rules`` (CSS) with each selector's leading ``&`` replaced by ``scope``. A selector without one is refused:
-    a lecture widget's rules must reach no other widget on the page (JupyterLab keeps every open notebook in one
+    a widget's rules must reach no other widget on the page (JupyterLab keeps every open notebook in one
     document)."""
     out = []
     for rule in rules.split("}"):
@@ -372,7 +393,7 @@ def lecture_frame(view, css_class: str, scale: float, *, title, picture, primary
         display="flex", flex_flow="row wrap-reverse", align_items="flex-end", grid_gap="10px 18px"))
     fs = round(15 * scale)
     wraps_below = round((picture_basis + side_width + 18 + 8) * scale / LECTURE_SCALE)  # the row wraps under this
-    here = f".{css_class}.cnnviz-lecture"
+    here = f"{style_scope(view, css_class, scale)}.cnnviz-lecture"
     # the nearest size container of a rule's element is its own widget (each lecture widget is one)
     narrow = f"@container (max-width: {wraps_below}px) {{ {_scope(narrow_css, here)} }}" if narrow_css else ""
     # a size container does not take its width from its content: it fills its output, less its margins
@@ -384,7 +405,7 @@ def lecture_frame(view, css_class: str, scale: float, *, title, picture, primary
             f"& .cnnviz-lecture-side .cnnviz-title {{ font-size: {round(fs * 1.15)}px; }}"
             f"& .cnnviz-big {{ font-size: {round(fs * 1.5)}px; font-weight: 600; line-height: 1.2; }}")
     style = widgets.HTML(f"<style>\n{_scope(base + css, here)}\n{narrow}\n</style>")
-    return [scoped_style(css_class, scale), style, row, *below, _keys_output()]
+    return [scoped_style(view, css_class, scale), style, row, *below, _keys_output()]
 
 
 def upload_bytes(value):

@@ -14,7 +14,7 @@ import torch
 
 from cnnviz.figures.visualising import upscale
 from cnnviz.imaging import png_bytes, to_rgb
-from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes
+from cnnviz.widgets._base import LatestOnly, View, guarded, info_html, scoped_style, upload_bytes, widget_style
 
 __all__ = ["resolve_model", "model_lock", "class_name", "check_class", "box_on", "image_box", "TOP_CLASS"]
 
@@ -341,12 +341,12 @@ class _PhotoView(View):
         return None if value == TOP_CLASS else value
 
     def _style(self, css_class):
-        return [scoped_style(css_class, self._scale), widgets.HTML(f"""<style>
-.{css_class} img {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
-.{css_class} .cnnviz-map button {{ padding: 0 4px; }}
-.{css_class} .cnnviz-caption {{ font-size: {round(14 * self._scale)}px; color: #333; line-height: 1.3; }}
-.{css_class} .cnnviz-boxcap .cnnviz-caption {{ display: block; min-height: 2.6em; }}
-</style>""")]
+        return [scoped_style(self, css_class, self._scale), widget_style(self, css_class, self._scale, f"""
+& img {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
+& .cnnviz-map button {{ padding: 0 4px; }}
+& .cnnviz-caption {{ font-size: {round(14 * self._scale)}px; color: #333; line-height: 1.3; }}
+& .cnnviz-boxcap .cnnviz-caption {{ display: block; min-height: 2.6em; }}
+""")]
 
 
 def lecture_panel(label, image, css_class):

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from cnnviz.figures.architecture import architecture_svg, diagram_units, human, unit_label
 from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings,
-                                  scoped_style, step_buttons)
+                                  scoped_style, step_buttons, widget_style)
 
 __all__ = ["ArchitectureExplorer", "analyse", "MIN_INPUT", "MAX_INPUT", "FAMILY_NAMES"]
 
@@ -247,17 +247,17 @@ class ArchitectureExplorer(View):
                                      align_items="center", grid_gap=px(6)))],
                                 layout=widgets.Layout(flex_flow="row wrap", align_items="center", grid_gap=px(10)))
         fs = round(15 * scale)
-        style = widgets.HTML(f"""<style>
-.cnnviz-arch .cnnviz-diagram svg {{ max-width: 100% !important; }}
-.cnnviz-arch .cnnviz-table {{ max-height: {round(430 * scale)}px; overflow: auto; border: 1px solid #ddd; }}
-.cnnviz-arch .cnnviz-table table {{ border-collapse: collapse; font-size: {round(fs * 0.95)}px; width: 100%; }}
-.cnnviz-arch .cnnviz-table th, .cnnviz-arch .cnnviz-table td {{ padding: 3px 8px; border-bottom: 1px solid #eee;
+        style = widget_style(self, "cnnviz-arch", scale, f"""
+& .cnnviz-diagram svg {{ max-width: 100% !important; }}
+& .cnnviz-table {{ max-height: {round(430 * scale)}px; overflow: auto; border: 1px solid #ddd; }}
+& .cnnviz-table table {{ border-collapse: collapse; font-size: {round(fs * 0.95)}px; width: 100%; }}
+& .cnnviz-table th, & .cnnviz-table td {{ padding: 3px 8px; border-bottom: 1px solid #eee;
   white-space: nowrap; }}
-.cnnviz-arch .cnnviz-table thead th {{ position: sticky; top: 0; background: #f4f6f8; }}
-.cnnviz-arch .cnnviz-table tfoot th {{ background: #f4f6f8; border-top: 2px solid #999; }}
-.cnnviz-arch .cnnviz-table tr.cnnviz-chosen td {{ background: #ffe38a; font-weight: 600; }}
-.cnnviz-arch .cnnviz-table .cnnviz-name {{ font-size: 0.8em; color: #555; }}
-</style>""")
+& .cnnviz-table thead th {{ position: sticky; top: 0; background: #f4f6f8; }}
+& .cnnviz-table tfoot th {{ background: #f4f6f8; border-top: 2px solid #999; }}
+& .cnnviz-table tr.cnnviz-chosen td {{ background: #ffe38a; font-weight: 600; }}
+& .cnnviz-table .cnnviz-name {{ font-size: 0.8em; color: #555; }}
+""")
         self.big = widgets.HTML()  # the lecture layout's numbers in large type
         self.add_class("cnnviz-arch")
         if self.lecture:  # the hall looks at the blocks; the instructor picks the model and steps the block
@@ -282,8 +282,8 @@ class ArchitectureExplorer(View):
                     "& .widget-html-content { max-width: 100%; }")
             self.table.layout.width = "auto"
         else:
-            self.children = [scoped_style("cnnviz-arch", scale), style, title, controls, self.message, self.diagram,
-                             self.unit, self.details, self.totals, self.table]
+            self.children = [scoped_style(self, "cnnviz-arch", scale), style, title, controls, self.message,
+                             self.diagram, self.unit, self.details, self.totals, self.table]
         self._request(unit=None)
 
     # ------------------------------------------------------------------ public API

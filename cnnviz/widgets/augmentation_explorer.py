@@ -25,7 +25,7 @@ from cnnviz.augmentation import (AUGMENTATIONS, AugmentationError, as_image_tens
 from cnnviz.figures.augmentation import mosaic, to_uint8
 from cnnviz.imaging import jpeg_bytes, png_bytes
 from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings,
-                                  scoped_style, set_tooltip, upload_bytes)
+                                  scoped_style, set_tooltip, upload_bytes, widget_style)
 
 __all__ = ["AugmentationExplorer", "mosaic", "MAX_SIDE", "DRAWS"]
 
@@ -728,12 +728,13 @@ class AugmentationExplorer(View):
 
     def _style(self):
         fs = round(15 * self._scale)
-        return widgets.VBox([scoped_style("cnnviz-au", self._scale), widgets.HTML(f"""<style>
-.cnnviz-au img.cnnviz-au-pixels {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
-.cnnviz-au .cnnviz-caption {{ font-size: {fs}px; color: #333; }}
-.cnnviz-au .cnnviz-au-hint {{ font-size: {round(13 * self._scale)}px; color: #555; margin-left: 8px; }}
-.cnnviz-au .cnnviz-au-meter {{ font-size: {fs}px; line-height: 1.4; }}
-.cnnviz-au .cnnviz-au-summary {{ font-size: {round(17 * self._scale)}px; margin-top: 4px; }}
-.cnnviz-au pre.cnnviz-au-code {{ font-size: {round(14 * self._scale)}px; background: #f6f6f6; padding: 8px;
+        own = widget_style(self, "cnnviz-au", self._scale, f"""
+& img.cnnviz-au-pixels {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
+& .cnnviz-caption {{ font-size: {fs}px; color: #333; }}
+& .cnnviz-au-hint {{ font-size: {round(13 * self._scale)}px; color: #555; margin-left: 8px; }}
+& .cnnviz-au-meter {{ font-size: {fs}px; line-height: 1.4; }}
+& .cnnviz-au-summary {{ font-size: {round(17 * self._scale)}px; margin-top: 4px; }}
+& pre.cnnviz-au-code {{ font-size: {round(14 * self._scale)}px; background: #f6f6f6; padding: 8px;
   line-height: 1.35; white-space: pre; overflow-x: auto; }}
-</style>""")])
+""")
+        return widgets.VBox([scoped_style(self, "cnnviz-au", self._scale), own])

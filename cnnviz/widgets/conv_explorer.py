@@ -145,7 +145,7 @@ class ConvExplorer(View):
         else:
             left = widgets.VBox([sl["n"], sl["f"], sl["p"], shortcut])
             right = widgets.VBox([sl["s"], sl["d"], sl["c_in"], sl["c_out"]])
-            self.children = [scoped_style("cnnviz-cx", scale), title,
+            self.children = [scoped_style(self, "cnnviz-cx", scale), title,
                              widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(16))),
                              self.message, self.arithmetic,
                              widgets.HBox([self.play, self.position, self.where],

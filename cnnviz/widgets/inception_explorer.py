@@ -13,7 +13,7 @@ import ipywidgets as widgets
 from cnnviz.figures.architecture import (LECTURE_INCEPTION, human, inception_cost_svg, inception_module_svg,
                                          inception_presets)
 from cnnviz.widgets._base import (LECTURE_SCALE, LatestOnly, View, guarded, info_html, lecture_frame, lecture_settings,
-                                  scoped_style)
+                                  scoped_style, widget_style)
 
 __all__ = ["InceptionCostExplorer", "LIMITS", "LECTURE", "CUSTOM"]
 
@@ -124,8 +124,8 @@ class InceptionCostExplorer(View):
             sl[n].description = ""  # the checkbox beside it names it
             sl[n].layout.width = px(250)
             sl[n].style.description_width = "0px"
-        css = widgets.HTML("<style>.cnnviz-inc .cnnviz-inception-view svg { max-width: 100% !important; }"
-                           ".cnnviz-inc input[type=checkbox] { transform: scale(1.5); margin-right: 8px; }</style>")
+        css = widget_style(self, "cnnviz-inc", scale, "& .cnnviz-inception-view svg { max-width: 100% !important; }"
+                           "& input[type=checkbox] { transform: scale(1.5); margin-right: 8px; }")
         # the lecture layout shows one module at a time, large (both side by side would put its labels under 18 px)
         self.which = widgets.ToggleButtons(options=[("naive", "naive"), ("with 1×1 reductions", "this")],
                                            value="this", style={"button_width": "auto"})
@@ -157,7 +157,7 @@ class InceptionCostExplorer(View):
                 narrow_css=f"& .cnnviz-inception-view {{ max-width: {round(650 * k)}px !important; }}"
                            "& .cnnviz-lecture-side .cnnviz-title { display: none; }")
         else:
-            self.children = [scoped_style("cnnviz-inc", scale), css, title, self.preset,
+            self.children = [scoped_style(self, "cnnviz-inc", scale), css, title, self.preset,
                              widgets.HBox([inputs, reductions], layout=widgets.Layout(flex_flow="row wrap",
                                                                                       grid_gap=px(24))),
                              self.message, self.summary, self.view]

@@ -114,7 +114,7 @@ class KernelEditor(View):
                 for cell in row:
                     cell.layout.margin = "0"  # the grid's gap spaces them
         else:
-            self.children = [scoped_style("cnnviz-ke", scale), title,
+            self.children = [scoped_style(self, "cnnviz-ke", scale), title,
                              widgets.HBox([self.photo, self.upload, self.preset],
                                           layout=widgets.Layout(flex_flow="row wrap")),
                              widgets.HBox([left, view("input", self.input_view), view("output", self.output_view)],

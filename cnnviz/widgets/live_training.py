@@ -80,26 +80,26 @@ class LiveTraining(View):
         self.stop_button.on_click(guarded(self._on_stop, self._show_error))
 
         title = widgets.HTML('<span class="cnnviz-title">Live training: plain vs residual networks</span>')
-        self.add_class("cnnviz-live")
+        self.add_class("cnnviz-training")
         self._chart_size = (round(900 * scale ** 0.5), round(380 * scale ** 0.5), round(14 * scale))
         if self.lecture:  # the hall watches the curves; the instructor presses Start and Stop
             k = scale / LECTURE_SCALE
             self._chart_size = (760, 470, 20)  # drawn at this size, shown at k× (and smaller where the page is narrow)
             self.chart.layout = widgets.Layout(width=f"{round(760 * k)}px", max_width="100%")
-            self.chart.add_class("cnnviz-live-chart")
+            self.chart.add_class("cnnviz-training-chart")
             self.chart.value = race_svg(RaceLog(config=config.to_dict(), nets=net_names(config)),
                                         width=760, height=470, font_size=20)  # the empty axes until Start
             self.children = lecture_frame(
-                self, "cnnviz-live", scale, title=title, picture=self.chart,
+                self, "cnnviz-training", scale, title=title, picture=self.chart,
                 primary=[self.start, self.stop_button], side=[self.status, self.message],
                 below=[widgets.HBox([self.shallow, self.deep, self.width, self.seed, self.epochs],
                                     layout=widgets.Layout(flex_flow="row wrap", grid_gap=px(12)))],
                 side_width=300, picture_basis=760, picture_grows=False,
-                css="& .cnnviz-live-chart svg { width: 100%; height: auto; }",
-                narrow_css=f"& .cnnviz-live-chart {{ max-width: {round(700 * k)}px !important; }}")
+                css="& .cnnviz-training-chart svg { width: 100%; height: auto; }",
+                narrow_css=f"& .cnnviz-training-chart {{ max-width: {round(700 * k)}px !important; }}")
         else:
             self.children = [
-                scoped_style("cnnviz-live", scale), title,
+                scoped_style(self, "cnnviz-training", scale), title,
                 widgets.HBox([self.shallow, self.deep, self.width, self.seed]),
                 widgets.HBox([self.epochs, self.start, self.stop_button]),
                 self.message, self.status, self.chart,

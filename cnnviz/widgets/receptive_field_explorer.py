@@ -255,7 +255,7 @@ class ReceptiveFieldExplorer(View):
                        widgets.HBox([growth, erf], layout=widgets.Layout(grid_gap=px(16), flex_flow="row wrap"))],
                 side_width=255, picture_basis=540)
         else:
-            self.children = [scoped_style("cnnviz-rf", scale), title,
+            self.children = [scoped_style(self, "cnnviz-rf", scale), title,
                              widgets.HBox([self.preset, self.photo, self.size],
                                           layout=widgets.Layout(flex_flow="row wrap")),
                              widgets.HBox([left, right], layout=widgets.Layout(grid_gap=px(16))),

@@ -174,7 +174,8 @@ class SignalFlowExplorer(View):
             self.picture.layout = widgets.Layout(width=f"{self._svg_size[0]}px", max_width="100%")
             self.picture.add_class("cnnviz-sf-picture")
         else:
-            children = [scoped_style("cnnviz-sf", scale), title, controls, self.message, self.numbers, self.picture]
+            children = [scoped_style(self, "cnnviz-sf", scale), title, controls, self.message, self.numbers,
+                        self.picture]
             if trainability:
                 children += [self.map_status, self.map_box]
             self.children = children

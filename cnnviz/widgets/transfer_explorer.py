@@ -112,7 +112,7 @@ class TransferExplorer(View):
                 narrow_css=f"& .cnnviz-transfer-chart {{ max-width: {round(700 * k)}px !important; }}")
         else:
             self.children = [
-                scoped_style("cnnviz-transfer", scale), title,
+                scoped_style(self, "cnnviz-transfer", scale), title,
                 widgets.HBox([self.target, self.size]),
                 widgets.HBox([self.strategy, self.layer]),
                 widgets.HBox([self.seed, self.start, self.stop_button]),
